@@ -1,0 +1,29 @@
+"""spikelfp: Layer-wise Feedback Propagation for spiking and ordinary neural networks in PyTorch.
+
+>>> import spikelfp as sl
+>>> lfp = sl.LFP(net, composite="epsilon")
+>>> out = lfp(x)
+>>> lfp.backward(out, sl.feedback.SpikeSequence()(out, y))
+"""
+
+from . import clip, composites, encode, feedback, layers, nn, rules, surrogate
+from .engine import LFP, NonFiniteError
+from .neurons import LIF, LIFParameters, LIFState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LFP",
+    "LIF",
+    "LIFParameters",
+    "LIFState",
+    "NonFiniteError",
+    "clip",
+    "composites",
+    "encode",
+    "feedback",
+    "layers",
+    "nn",
+    "rules",
+    "surrogate",
+]

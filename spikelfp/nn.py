@@ -1,0 +1,73 @@
+"""Small modules that LFP needs as modules: a residual sum, a Heaviside step, and time distribution."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Add", "Heaviside", "TimeDistributed"]
+
+
+class Add(nn.Module):
+    """Residual sum ``z = x₁ + x₂ + …``. Under LFP the feedback splits in proportion to the summands
+    (ε-rule): ``r_k = x_k / (z + ε·sign(z)) · r``. Write ``self.add(out, identity)`` instead of
+    ``out + identity`` so that the split applies; a bare ``+`` would pass ``r`` to both summands."""
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        if len(inputs) < 2:
+            raise ValueError(f"Add needs at least two inputs, got {len(inputs)}")
+        out = inputs[0]
+        for x in inputs[1:]:
+            out = out + x
+        return out
+
+
+class _HeavisideFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, threshold: float) -> Tensor:
+        return (x > threshold).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return torch.zeros_like(grad), None  # the step's true derivative, almost everywhere
+
+
+class Heaviside(nn.Module):
+    """Element-wise step ``H(x − θ) = [x > θ]``.
+
+    Its autograd derivative is the true one, zero, so gradient descent cannot train through it; LFP
+    passes feedback through it unchanged and can.
+    """
+
+    def __init__(self, threshold: float = 0.0) -> None:
+        super().__init__()
+        self.threshold = float(threshold)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _HeavisideFunction.apply(x, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}"
+
+
+class TimeDistributed(nn.Sequential):
+    """Run stateless layers once over all steps: ``(T, B, …) → (T·B, …) → layers → (T, B, …)``.
+
+    Layers that accept extra leading dimensions (Linear, Flatten(2), Dropout) need no wrapper; those
+    that expect ``(N, C, H, W)`` (convolutions, pooling) do. The reshape is a view, so the layers see
+    one large batch (SpikingJelly's multi-step mode) and LFP sees every ``(t, b)`` sample.
+
+    Examples
+    --------
+    >>> TimeDistributed(nn.Conv2d(1, 12, 5), nn.MaxPool2d(2))(torch.rand(25, 8, 1, 28, 28)).shape
+    torch.Size([25, 8, 12, 12, 12])
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() < 3:
+            raise ValueError(
+                f"TimeDistributed expects time-first input (T, B, ...), got shape {tuple(x.shape)}"
+            )
+        steps, batch = x.shape[:2]
+        y = super().forward(x.reshape(steps * batch, *x.shape[2:]))
+        return y.reshape(steps, batch, *y.shape[1:])

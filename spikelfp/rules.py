@@ -1,0 +1,443 @@
+"""LFP rules: how feedback is split between a layer's inputs and turned into parameter updates.
+
+Notation (LFP-SPEC §1): ``z_ij = w_ij a_i`` is the contribution of input ``i`` to output ``j``,
+``z_j = Σ_i z_ij + b_j``, and ``r_j`` is the feedback that reached output ``j``. A bias is a
+connection from a constant input ``a = 1``. Each rule defines the feedback ``r_ij`` sent from ``j`` to
+``i`` (the input feedback is ``r_i = Σ_j r_ij``) and the update ``Δw_ij``. The engine writes
+``p.grad = −Δp``, so any ``torch.optim`` optimizer *ascends* the feedback.
+
+A rule is data, as in zennit: a small object holding its hyperparameters. Composites hand each
+module its own ``rule.copy()``. A rule that serves linear-like layers implements :meth:`Rule.linear`;
+rules for other layer kinds implement :meth:`Rule.patch` directly. A new rule is one class here plus
+one line in a composite.
+
+Every rule keeps two invariants the tests check against float64 restatements of the formulas:
+zero where nothing flows (a neuron with no input gives zero feedback and zero update, never NaN),
+and updates that add up over the batch.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .layers import LinearOp, op_for
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import Run
+
+__all__ = [
+    "AlphaBeta",
+    "Epsilon",
+    "EpsilonSum",
+    "MembraneSplit",
+    "PassThrough",
+    "Reshape",
+    "Rule",
+    "WinnerTakesAll",
+    "ZPlusZMinus",
+    "Zero",
+    "safe_divide",
+    "sign0",
+    "stabilize",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# numerics shared by the rules
+# --------------------------------------------------------------------------------------------------
+def sign0(z: Tensor) -> Tensor:
+    """``sign(z)`` with ``sign(0) := +1`` (LFP-SPEC §2)."""
+    return torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+
+
+def stabilize(z: Tensor, epsilon: float) -> Tensor:
+    """``stab(z) = z + ε·sign(z)`` with ``sign(0) := +1``."""
+    return z + epsilon * sign0(z)
+
+
+def safe_divide(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` where ``den ≠ 0`` and ``0`` where ``den = 0``."""
+    zero = den == 0
+    return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
+
+
+def _proportional(op: LinearOp, x: Tensor, w: Tensor, b: Tensor | None, s: Tensor, need: tuple[bool, ...]):
+    """The core of the ε, 0 and z⁺z⁻ rules: every connection's share is ``z_ij · s_j``.
+
+    .. math::
+        r_i = a_i \\sum_j w_{ij} s_j, \\qquad \\Delta w_{ij} = |w_{ij}|\\, a_i\\, s_j,
+        \\qquad \\Delta b_j = |b_j|\\, s_j
+
+    summed over the batch (and over positions for convolutions).
+    """
+    need_x, need_w, need_b = need
+    gx, gw = op.vjp(x, w, s, need_x, need_w)
+    r_in = x * gx if need_x else None
+    dw = w.abs() * gw if need_w else None
+    db = b.abs() * op.bias_sum(s) if (need_b and b is not None) else None
+    return r_in, dw, db
+
+
+# --------------------------------------------------------------------------------------------------
+# rules for linear-like layers (Linear, Conv1d/2d/3d)
+# --------------------------------------------------------------------------------------------------
+class Rule:
+    """Base of every rule. Subclasses for linear-like layers implement :meth:`linear`."""
+
+    def copy(self) -> Rule:
+        """A fresh instance with the same hyperparameters (composites call this per module)."""
+        return copy.copy(self)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(vars(self).items()))))
+
+    def linear(
+        self,
+        op: LinearOp,
+        x: Tensor,
+        w: Tensor,
+        b: Tensor | None,
+        z: Tensor,
+        r: Tensor,
+        need: tuple[bool, bool, bool],
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        """Input feedback, weight update and bias update of one linear-like layer.
+
+        Parameters
+        ----------
+        op
+            The layer's :class:`~spikelfp.layers.LinearOp`.
+        x, w, b, z
+            Input, weight, bias (or None) and output ``z = f(x, w) + b`` of the forward pass.
+        r
+            Feedback that reached ``z``, shaped like ``z``.
+        need
+            Which of ``(r_in, Δw, Δb)`` the caller needs.
+        """
+        raise TypeError(f"{type(self).__name__} is not a rule for linear-like layers")
+
+    def patch(self, module: nn.Module, name: str, run: Run) -> dict[str, Callable[..., Any]]:
+        """Methods to install on ``module`` while LFP is attached (the engine restores them)."""
+        found = op_for(module)
+        if found is None:
+            raise TypeError(
+                f"rule {self!r} cannot handle module '{name}' of type {type(module).__name__}; "
+                "it serves Linear and Conv1d/2d/3d layers"
+            )
+        op, pre_pad, pad_mode = found
+        rule = self
+
+        def forward(x: Tensor) -> Tensor:
+            if pre_pad is not None:
+                x = F.pad(x, pre_pad, mode=pad_mode)
+            return _LinearRuleFunction.apply(x, module.weight, module.bias, (rule, op, run, name, run.layout))
+
+        return {"forward": forward}
+
+
+class Zero(Rule):
+    """LFP-0 (Eq. 2, 4): the plain proportional split.
+
+    .. math::
+        r_{ij} = \\frac{z_{ij}}{z_j} r_j, \\qquad
+        \\Delta w_{ij} = \\frac{|w_{ij}|\\, a_i}{z_j} r_j
+
+    A neuron with ``z_j = 0`` passes no feedback and gets no update (instead of dividing by zero).
+    """
+
+    def linear(self, op, x, w, b, z, r, need):
+        return _proportional(op, x, w, b, safe_divide(r, z), need)
+
+
+class Epsilon(Rule):
+    """LFP-ε (Eq. 8, 9): the proportional split with a stabilised denominator.
+
+    .. math::
+        r_{ij} = \\frac{z_{ij}}{z_j + \\varepsilon\\,\\mathrm{sign}(z_j)} r_j, \\qquad
+        \\Delta w_{ij} = \\frac{|w_{ij}|\\, a_i}{z_j + \\varepsilon\\,\\mathrm{sign}(z_j)} r_j
+
+    with ``sign(0) := +1``. For ``ε → 0`` and no bias the feedback is conserved: ``Σ_i r_i = Σ_j r_j``.
+
+    Parameters
+    ----------
+    epsilon
+        The stabiliser ``ε ≥ 0`` (default ``1e-6``, as in the paper).
+    """
+
+    def __init__(self, epsilon: float = 1e-6) -> None:
+        if not epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+        self.epsilon = float(epsilon)
+
+    def linear(self, op, x, w, b, z, r, need):
+        den = stabilize(z, self.epsilon)
+        return _proportional(op, x, w, b, safe_divide(r, den), need)
+
+
+class ZPlusZMinus(Rule):
+    """LFP-z⁺z⁻ (Eq. 12, 13, A.13): positive and negative contributions weighted by their shares.
+
+    Both cases of Eq. 12 reduce to one expression (LFP-SPEC §2),
+
+    .. math::
+        r_{ij} = \\frac{z_{ij}}{|z_j^+| + |z_j^-| + \\varepsilon}\\,\\mathrm{sign}(z_j)\\, r_j, \\qquad
+        \\Delta w_{ij} = \\frac{|w_{ij}|\\, a_i}{|z_j^+| + |z_j^-| + \\varepsilon}\\,\\mathrm{sign}(z_j)\\, r_j
+
+    where ``|z⁺_j| + |z⁻_j| = Σ_i |w_ij a_i| + |b_j|``. The feedback a neuron passes on is bounded by
+    the feedback it received: ``Σ_i |r_ij| ≤ |r_j|``.
+
+    Parameters
+    ----------
+    epsilon
+        Stabiliser of the denominator (default ``1e-6``).
+    """
+
+    def __init__(self, epsilon: float = 1e-6) -> None:
+        if not epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+        self.epsilon = float(epsilon)
+
+    def linear(self, op, x, w, b, z, r, need):
+        den = op.forward(x.abs(), w.abs(), None if b is None else b.abs()) + self.epsilon
+        return _proportional(op, x, w, b, safe_divide(sign0(z) * r, den), need)
+
+
+class AlphaBeta(Rule):
+    """LFP-αβ (Eq. 10, 11): positive and negative contributions split with fixed weights α and β.
+
+    .. math::
+        r_{ij} = \\begin{cases}
+            \\alpha \\frac{z_{ij}}{z_j^+}\\,\\mathrm{sign}(z_j)\\, r_j & z_{ij} \\ge 0 \\\\
+            -\\beta \\frac{z_{ij}}{z_j^-}\\,\\mathrm{sign}(z_j)\\, r_j & z_{ij} < 0
+        \\end{cases}
+
+    and the same split with ``|w_ij| a_i`` in place of ``z_ij`` for ``Δw_ij`` (the case chosen by the
+    sign of ``w_ij a_i``). ``z⁺_j = Σ_i max(z_ij, 0)`` and ``z⁻_j = Σ_i min(z_ij, 0)`` come from the
+    signs of the products, i.e. the four-term split ``W⁺a⁺ + W⁻a⁻`` against ``W⁺a⁻ + W⁻a⁺``, with the
+    bias counted by its sign. Both denominators are stabilised with ε.
+
+    Parameters
+    ----------
+    alpha, beta
+        Weights of the positive and negative parts. ``α − β = 1`` conserves the feedback's sum and
+        is enforced unless ``conserve=False``.
+    epsilon
+        Stabiliser (default ``1e-6``).
+    conserve
+        Check ``α − β = 1``.
+    """
+
+    def __init__(self, alpha: float = 2.0, beta: float = 1.0, epsilon: float = 1e-6, conserve: bool = True):
+        if conserve and abs((alpha - beta) - 1.0) > 1e-12:
+            raise ValueError(
+                f"AlphaBeta needs alpha - beta = 1 to conserve feedback, got alpha={alpha}, beta={beta}; "
+                "pass conserve=False to use these values anyway"
+            )
+        if not (alpha >= 0 and beta >= 0 and epsilon >= 0):
+            raise ValueError(f"alpha, beta and epsilon must be >= 0, got {alpha}, {beta}, {epsilon}")
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.epsilon = float(epsilon)
+
+    def linear(self, op, x, w, b, z, r, need):
+        need_x, need_w, need_b = need
+        xp, xn = x.clamp(min=0), x.clamp(max=0)
+        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        bp = bn = None
+        if b is not None:
+            bp, bn = b.clamp(min=0), b.clamp(max=0)
+        zp = op.forward(xp, wp, bp) + op.forward(xn, wn, None)
+        zn = op.forward(xp, wn, bn) + op.forward(xn, wp, None)
+        signed = sign0(z) * r
+        sp = safe_divide(self.alpha * signed, stabilize(zp, self.epsilon))  # for z_ij >= 0
+        sn = safe_divide(self.beta * signed, stabilize(zn, self.epsilon))  # for z_ij < 0, enters with −
+        r_in = dw = db = None
+        if need_x:
+            gpp, _ = op.vjp(xp, wp, sp, True, False)
+            gpn, _ = op.vjp(xp, wn, sn, True, False)
+            gnp, _ = op.vjp(xn, wn, sp, True, False)
+            gnn, _ = op.vjp(xn, wp, sn, True, False)
+            r_in = xp * (gpp - gpn) + xn * (gnp - gnn)
+        if need_w:
+            _, g_xp_sp = op.vjp(xp, w, sp, False, True)
+            _, g_xn_sn = op.vjp(xn, w, sn, False, True)
+            _, g_xn_sp = op.vjp(xn, w, sp, False, True)
+            _, g_xp_sn = op.vjp(xp, w, sn, False, True)
+            positive_w = g_xp_sp - g_xn_sn  # w > 0: a > 0 is the α case, a < 0 the β case
+            negative_w = g_xn_sp - g_xp_sn  # w < 0: a < 0 is the α case, a > 0 the β case
+            dw = w.abs() * torch.where(w > 0, positive_w, negative_w)
+        if need_b and b is not None:
+            db = b.abs() * torch.where(b >= 0, op.bias_sum(sp), -op.bias_sum(sn))
+        return r_in, dw, db
+
+
+class _LinearRuleFunction(torch.autograd.Function):
+    """Forward: the layer as it is. Backward: the rule's input feedback, and ``−Δw``, ``−Δb``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, bound: tuple) -> Tensor:
+        rule, op, run, name, layout = bound
+        z = op.forward(x, weight, bias)
+        ctx.bound = bound
+        ctx.save_for_backward(run.compact(x), weight, bias, z)
+        return z
+
+    @staticmethod
+    def backward(ctx, r: Tensor):
+        rule, op, run, name, layout = ctx.bound
+        x, w, b, z = ctx.saved_tensors
+        if x.dtype != r.dtype:
+            x = x.to(r.dtype)
+        need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2])
+        r_in, dw, db = rule.linear(op, x, w, b, z, r, need)
+        return run.leave(name, layout, r_in, dw, db) + (None,)
+
+
+# --------------------------------------------------------------------------------------------------
+# rules for parameter-free layers (the engine's defaults; composites may override them)
+# --------------------------------------------------------------------------------------------------
+class PassThrough(Rule):
+    """Element-wise activations (ReLU, Tanh, Sigmoid, Heaviside, …) and Dropout: ``r_in = r``.
+
+    An element-wise activation has a single input per output, so all of ``r_j`` goes to it. This is
+    what lets LFP train through step functions, whose derivative is zero. For Dropout, the dropped
+    units' feedback is zero wherever the next layer follows a rule, because their output is zero.
+    """
+
+    def patch(self, module, name, run):
+        original = module.forward
+
+        def forward(x: Tensor) -> Tensor:
+            return _PassThroughFunction.apply(x, original)
+
+        return {"forward": forward}
+
+
+class _PassThroughFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+        y = fn(x)
+        return y.view_as(y) if y is x else y
+
+    @staticmethod
+    def backward(ctx, r: Tensor):
+        return r, None
+
+
+class EpsilonSum(Rule):
+    """A parameter-free sum (AvgPool, AdaptiveAvgPool, :class:`spikelfp.nn.Add`) under the ε-rule.
+
+    For a sum ``z_j = Σ_i c_ij a_i`` with fixed coefficients,
+
+    .. math:: r_i = a_i \\sum_j c_{ij} \\frac{r_j}{z_j + \\varepsilon\\,\\mathrm{sign}(z_j)}.
+
+    For a residual sum ``z = a + b`` this splits the feedback in proportion to the summands.
+    """
+
+    def __init__(self, epsilon: float = 1e-6) -> None:
+        self.epsilon = float(epsilon)
+
+    def patch(self, module, name, run):
+        original = module.forward
+        eps = self.epsilon
+
+        def forward(*inputs: Tensor) -> Tensor:
+            return _EpsilonSumFunction.apply(original, eps, *inputs)
+
+        return {"forward": forward}
+
+
+class _EpsilonSumFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, fn, eps, *inputs):
+        z = fn(*inputs)
+        ctx.fn, ctx.eps = fn, eps
+        ctx.save_for_backward(z, *inputs)
+        return z
+
+    @staticmethod
+    def backward(ctx, r):
+        z, *inputs = ctx.saved_tensors
+        s = safe_divide(r, stabilize(z, ctx.eps))
+        leaves = [x.detach().requires_grad_(True) for x in inputs]
+        with torch.enable_grad():
+            out = ctx.fn(*leaves)
+        wanted = [i for i, x in enumerate(leaves) if ctx.needs_input_grad[2 + i]]
+        grads = torch.autograd.grad(out, [leaves[i] for i in wanted], s) if wanted else []
+        result: list[Tensor | None] = [None] * len(inputs)
+        for i, g in zip(wanted, grads):
+            result[i] = inputs[i] * g
+        return (None, None, *result)
+
+
+class WinnerTakesAll(Rule):
+    """Max-pooling: all feedback of an output goes to the input that won the max.
+
+    This is exactly autograd's own backward of max-pooling (it routes to the arg-max), so the
+    engine leaves such modules as they are.
+    """
+
+    def patch(self, module, name, run):
+        return {}
+
+
+class Reshape(Rule):
+    """Flatten, Unflatten, Identity: the feedback only changes shape (autograd's own backward)."""
+
+    def patch(self, module, name, run):
+        return {}
+
+
+class MembraneSplit(Rule):
+    """The temporal rule at spiking neurons (LFP-SPEC §5): the z⁺z⁻ split over two contributions.
+
+    Feedback reaches the membrane as ``r_U[t] = r_S[t] + r_carry[t]``: ``r_S`` arrives through the
+    Heaviside unchanged and ``r_carry`` comes back from step ``t+1``. It is split between the input
+    current ``I[t]`` and the carried membrane ``k[t] = β·U[t−1]`` (zero reset: ``β(1−S[t−1])U[t−1]``):
+
+    .. math::
+        D = |I[t]| + |k[t]| + \\varepsilon, \\quad
+        r_I[t] = \\frac{I[t]}{D} r_U[t], \\quad
+        r_{carry}[t-1] = \\frac{k[t]}{D} r_U[t]
+
+    The reset term gets no feedback and is not in ``D``. The sign factor of z⁺z⁻ is the sign of the
+    neuron's output, a spike, so it is +1.
+
+    Parameters
+    ----------
+    epsilon
+        Stabiliser of ``D``.
+    carry
+        ``"signed"`` (the spec) or ``"abs"``: the variant ``r_carry[t−1] = |k[t]|/D · r_U[t]``, which
+        moves the previous membrane the same way as this one.
+    """
+
+    def __init__(self, epsilon: float = 1e-6, carry: Literal["signed", "abs"] = "signed") -> None:
+        if carry not in ("signed", "abs"):
+            raise ValueError(f"carry must be 'signed' or 'abs', got {carry!r}")
+        if not epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+        self.epsilon = float(epsilon)
+        self.carry = carry
+
+    def patch(self, module, name, run):
+        lfp_methods = getattr(module, "lfp_methods", None)
+        if lfp_methods is None:
+            raise TypeError(
+                f"rule {self!r} cannot handle module '{name}' of type {type(module).__name__}; "
+                "it serves spiking neurons that implement lfp_methods() (spikelfp.LIF)"
+            )
+        return lfp_methods(self, name, run)
