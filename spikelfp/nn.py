@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Add", "Heaviside", "TimeDistributed"]
+__all__ = ["Add", "Heaviside", "SpikingSequential", "TimeDistributed"]
 
 
 class Add(nn.Module):
@@ -71,3 +71,36 @@ class TimeDistributed(nn.Sequential):
         steps, batch = x.shape[:2]
         y = super().forward(x.reshape(steps * batch, *x.shape[2:]))
         return y.reshape(steps, batch, *y.shape[1:])
+
+
+class SpikingSequential(nn.Sequential):
+    """A sequential spiking model that checks its input is time-first: ``(T, B, *input_shape)``.
+
+    A model that starts with ``nn.Flatten(2)`` would otherwise read a batch ``(B, C, H, W)`` as ``B``
+    time steps without complaint.
+
+    Parameters
+    ----------
+    *layers
+        The layers, time-first throughout (see :class:`TimeDistributed` for convolutions).
+    input_shape
+        The shape of one sample at one step, e.g. ``(1, 28, 28)``.
+    """
+
+    def __init__(self, *layers: nn.Module, input_shape: tuple[int, ...]) -> None:
+        super().__init__(*layers)
+        self.input_shape = tuple(int(d) for d in input_shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"expected a tensor, got {type(x).__name__}")
+        if tuple(x.shape[2:]) != self.input_shape or x.dim() != len(self.input_shape) + 2:
+            raise ValueError(
+                f"this spiking model needs time-first input (T, B, {', '.join(map(str, self.input_shape))}), "
+                f"got shape {tuple(x.shape)}; encode static inputs first, e.g. "
+                "spikelfp.encode.constant(images, steps=25)"
+            )
+        return super().forward(x)
+
+    def extra_repr(self) -> str:
+        return f"input_shape={self.input_shape}"

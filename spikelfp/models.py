@@ -1,0 +1,197 @@
+"""The paper's models (A.6), built only from modules that LFP has rules for.
+
+Non-spiking: :func:`mlp` (512-256-128-10, dropout 0.5), :func:`lenet` (2×conv16 k5, 120-84-10),
+:func:`vgg16` (no BatchNorm; torchvision's module names, so its state dicts load) and
+:func:`deep_mlp` (A.3/A.4). Spiking, time-first ``(T, B, …)``: :func:`spiking_mlp`
+(784-1000-1000-10) and :func:`spiking_lenet` (12C5-MP2-64C5-MP2-FC1024-FC10), LIF after every layer.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from torch import nn
+
+from .neurons import LIF
+from .nn import SpikingSequential, TimeDistributed
+
+__all__ = ["REGISTRY", "build", "deep_mlp", "lenet", "mlp", "spiking_lenet", "spiking_mlp", "vgg16"]
+
+
+def _conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def mlp(
+    in_features: int = 784,
+    num_classes: int = 10,
+    hidden: Sequence[int] = (512, 256, 128),
+    dropout: float = 0.5,
+) -> nn.Sequential:
+    """The paper's MLP (A.6.1): dense layers 512-256-128-classes, ReLU, dropout 0.5 in between."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_features
+    for i, h in enumerate(hidden):
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+def lenet(in_channels: int = 1, num_classes: int = 10, input_size: int = 28, dropout: float = 0.5) -> nn.Sequential:
+    """The paper's LeNet (A.6.1, as in the reference code): conv16 k5 - ReLU - maxpool 2, twice,
+    then dense 120-84-classes with ReLU and dropout in between."""
+    size = _conv_out(_conv_out(input_size, 5) // 2, 5) // 2
+    if size < 1:
+        raise ValueError(f"input_size {input_size} is too small for LeNet (needs at least 16)")
+    return nn.Sequential(
+        OrderedDict(
+            features=nn.Sequential(
+                nn.Conv2d(in_channels, 16, 5),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(16, 16, 5),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ),
+            flatten=nn.Flatten(),
+            classifier=nn.Sequential(
+                nn.Linear(16 * size * size, 120),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(120, 84),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(84, num_classes),
+            ),
+        )
+    )
+
+
+_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+def vgg16(num_classes: int = 1000, input_size: int = 224, in_channels: int = 3, width: int = 4096) -> nn.Sequential:
+    """VGG-16 without BatchNorm, with torchvision's module names (``features``, ``avgpool``,
+    ``classifier``), so ``torchvision.models.vgg16`` state dicts load into it unchanged.
+
+    For ``input_size`` other than 224 the adaptive pooling keeps the final feature map
+    (``input_size // 32``) instead of upsampling it to 7×7, and ``width`` sets the hidden dense width.
+    """
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for v in _VGG16:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(channels, int(v), 3, padding=1), nn.ReLU(inplace=True)]
+            channels = int(v)
+    side = 7 if input_size == 224 else input_size // 32
+    if side < 1:
+        raise ValueError(f"input_size {input_size} is too small for VGG-16 (needs at least 32)")
+    return nn.Sequential(
+        OrderedDict(
+            features=nn.Sequential(*layers),
+            avgpool=nn.AdaptiveAvgPool2d((side, side)),
+            flatten=nn.Flatten(),
+            classifier=nn.Sequential(
+                nn.Linear(512 * side * side, width),
+                nn.ReLU(inplace=True),
+                nn.Dropout(0.5),
+                nn.Linear(width, width),
+                nn.ReLU(inplace=True),
+                nn.Dropout(0.5),
+                nn.Linear(width, num_classes),
+            ),
+        )
+    )
+
+
+def deep_mlp(depth: int, width: int, in_features: int = 1, num_classes: int = 2) -> nn.Sequential:
+    """A ReLU MLP with ``depth`` hidden layers of ``width`` units (A.3, A.4)."""
+    if depth < 0 or width < 1:
+        raise ValueError(f"depth must be >= 0 and width >= 1, got depth={depth}, width={width}")
+    layers: list[nn.Module] = []
+    fan_in = in_features
+    for _ in range(depth):
+        layers += [nn.Linear(fan_in, width), nn.ReLU()]
+        fan_in = width
+    layers.append(nn.Linear(fan_in, num_classes))
+    return nn.Sequential(*layers)
+
+
+def spiking_mlp(
+    in_features: int = 784,
+    num_classes: int = 10,
+    hidden: Sequence[int] = (1000, 1000),
+    beta: float = 0.9,
+    threshold: float = 1.0,
+    reset: str = "subtract",
+    input_shape: Sequence[int] = (1, 28, 28),
+) -> SpikingSequential:
+    """The paper's spiking MLP (A.6.3): 784-1000-1000-10 with a LIF after every dense layer.
+
+    Takes time-first input ``(T, B, *input_shape)`` and returns output spikes ``(T, B, classes)``.
+    """
+    layers: list[nn.Module] = [nn.Flatten(2)]
+    width = in_features
+    for h in (*hidden, num_classes):
+        layers += [nn.Linear(width, h), LIF(beta, threshold, reset)]
+        width = h
+    return SpikingSequential(*layers, input_shape=tuple(input_shape))
+
+
+def spiking_lenet(
+    in_channels: int = 1,
+    num_classes: int = 10,
+    input_size: int = 28,
+    beta: float = 0.9,
+    threshold: float = 1.0,
+    reset: str = "subtract",
+) -> SpikingSequential:
+    """The paper's spiking LeNet (A.6.3): 12C5-MP2-LIF-64C5-MP2-LIF-FC1024-LIF-FC10-LIF."""
+    size = _conv_out(_conv_out(input_size, 5) // 2, 5) // 2
+    if size < 1:
+        raise ValueError(f"input_size {input_size} is too small for LeNet (needs at least 16)")
+    return SpikingSequential(
+        TimeDistributed(nn.Conv2d(in_channels, 12, 5), nn.MaxPool2d(2)),
+        LIF(beta, threshold, reset),
+        TimeDistributed(nn.Conv2d(12, 64, 5), nn.MaxPool2d(2)),
+        LIF(beta, threshold, reset),
+        nn.Flatten(2),
+        nn.Linear(64 * size * size, 1024),
+        LIF(beta, threshold, reset),
+        nn.Linear(1024, num_classes),
+        LIF(beta, threshold, reset),
+        input_shape=(in_channels, input_size, input_size),
+    )
+
+
+#: model name → builder taking (in_channels, input_size, num_classes, **options)
+REGISTRY = {
+    "mlp": lambda c, s, k, **o: mlp(c * s * s, k),
+    "lenet": lambda c, s, k, **o: lenet(c, k, s),
+    "vgg16": lambda c, s, k, **o: vgg16(k, s, c, width=o.get("width", 4096)),
+    "snn-mlp": lambda c, s, k, **o: spiking_mlp(
+        c * s * s, k, beta=o.get("beta", 0.9), threshold=o.get("threshold", 1.0),
+        reset=o.get("reset", "subtract"), input_shape=(c, s, s)
+    ),
+    "snn-lenet": lambda c, s, k, **o: spiking_lenet(
+        c, k, s, beta=o.get("beta", 0.9), threshold=o.get("threshold", 1.0), reset=o.get("reset", "subtract")
+    ),
+}
+
+
+def build(name: str, in_channels: int = 1, input_size: int = 28, num_classes: int = 10, **options) -> nn.Module:
+    """A model of :data:`REGISTRY` by name."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}")
+    return REGISTRY[name](in_channels, input_size, num_classes, **options)
+
+
+def is_spiking(model: nn.Module) -> bool:
+    """True if ``model`` holds spiking layers (and so takes time-first input)."""
+    return any(getattr(m, "is_spiking", False) for m in model.modules())
