@@ -6,7 +6,7 @@
 >>> lfp.backward(out, sl.feedback.SpikeSequence()(out, y))
 """
 
-from . import clip, composites, encode, feedback, layers, nn, rules, surrogate
+from . import clip, composites, data, encode, feedback, layers, models, nn, rules, surrogate, train
 from .engine import LFP, NonFiniteError
 from .neurons import LIF, LIFParameters, LIFState
 
@@ -20,10 +20,13 @@ __all__ = [
     "NonFiniteError",
     "clip",
     "composites",
+    "data",
     "encode",
     "feedback",
     "layers",
+    "models",
     "nn",
     "rules",
     "surrogate",
+    "train",
 ]

@@ -280,13 +280,10 @@ class LFP:
         """
         if not isinstance(output, Tensor) or not isinstance(feedback, Tensor):
             raise TypeError(
-                f"output and feedback must be tensors, got {type(output).__name__} and "
-                f"{type(feedback).__name__}"
+                f"output and feedback must be tensors, got {type(output).__name__} and {type(feedback).__name__}"
             )
         if feedback.shape != output.shape:
-            raise ValueError(
-                f"feedback shape {tuple(feedback.shape)} differs from output shape {tuple(output.shape)}"
-            )
+            raise ValueError(f"feedback shape {tuple(feedback.shape)} differs from output shape {tuple(output.shape)}")
         if not torch.isfinite(output).all():
             raise ValueError("the model output contains NaN or Inf; no update was written")
         if not torch.isfinite(feedback).all():

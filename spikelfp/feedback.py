@@ -30,8 +30,9 @@ def one_hot(target: Tensor, like: Tensor) -> Tensor:
         if target.shape[0] != batch:
             raise ValueError(f"target has {target.shape[0]} labels for a batch of {batch}")
         if target.numel() and (int(target.min()) < 0 or int(target.max()) >= classes):
-            raise ValueError(f"target labels must lie in [0, {classes}), got range "
-                             f"[{int(target.min())}, {int(target.max())}]")
+            raise ValueError(
+                f"target labels must lie in [0, {classes}), got range [{int(target.min())}, {int(target.max())}]"
+            )
         return torch.nn.functional.one_hot(target.long(), classes).to(like.dtype)
     if target.shape != (batch, classes):
         raise ValueError(
@@ -119,9 +120,7 @@ class SpikeSequence(Feedback):
         if not isinstance(output, Tensor):
             raise TypeError(f"output must be a tensor, got {type(output).__name__}")
         if output.dim() != 3:
-            raise ValueError(
-                f"SpikeSequence expects output spikes of shape (T, B, C), got {tuple(output.shape)}"
-            )
+            raise ValueError(f"SpikeSequence expects output spikes of shape (T, B, C), got {tuple(output.shape)}")
         output = output.detach()
         y = one_hot(target, output[0])
         r = self.compute(output, y)

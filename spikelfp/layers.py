@@ -141,4 +141,3 @@ def op_for(module: nn.Module) -> tuple[LinearOp, tuple[int, ...] | None, str] | 
         op = Conv(tuple(module.stride), padding, tuple(module.dilation), module.groups)
         return op, (tuple(pre_pad) if pre_pad is not None else None), mode
     return None
-

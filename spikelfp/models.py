@@ -32,7 +32,7 @@ def mlp(
     """The paper's MLP (A.6.1): dense layers 512-256-128-classes, ReLU, dropout 0.5 in between."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = in_features
-    for i, h in enumerate(hidden):
+    for h in hidden:
         layers += [nn.Linear(width, h), nn.ReLU()]
         if dropout:
             layers.append(nn.Dropout(dropout))
@@ -176,8 +176,12 @@ REGISTRY = {
     "lenet": lambda c, s, k, **o: lenet(c, k, s),
     "vgg16": lambda c, s, k, **o: vgg16(k, s, c, width=o.get("width", 4096)),
     "snn-mlp": lambda c, s, k, **o: spiking_mlp(
-        c * s * s, k, beta=o.get("beta", 0.9), threshold=o.get("threshold", 1.0),
-        reset=o.get("reset", "subtract"), input_shape=(c, s, s)
+        c * s * s,
+        k,
+        beta=o.get("beta", 0.9),
+        threshold=o.get("threshold", 1.0),
+        reset=o.get("reset", "subtract"),
+        input_shape=(c, s, s),
     ),
     "snn-lenet": lambda c, s, k, **o: spiking_lenet(
         c, k, s, beta=o.get("beta", 0.9), threshold=o.get("threshold", 1.0), reset=o.get("reset", "subtract")

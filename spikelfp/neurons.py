@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 import torch
 from torch import Tensor, nn
 
-from .rules import safe_divide
+from .rules import Site, safe_divide
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Run
@@ -108,9 +108,7 @@ def lif_step(i: Tensor, state: LIFState | None, p: LIFParameters) -> tuple[Tenso
     return spikes, LIFState(u, spikes)
 
 
-def lif_feed_forward(
-    i: Tensor, state: LIFState | None, p: LIFParameters
-) -> tuple[Tensor, Tensor, LIFState]:
+def lif_feed_forward(i: Tensor, state: LIFState | None, p: LIFParameters) -> tuple[Tensor, Tensor, LIFState]:
     """Run the LIF over a time-first current ``(T, B, …)``: ``(spikes, membranes, final state)``."""
     u, spikes = _integrate(i, state, p, keep_membrane=True)
     s = spikes.to(i.dtype)
@@ -218,20 +216,20 @@ class _MultiStepLFP(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, i, v0, s0, bound):
-        p, rule, run, name, layout = bound
+    def forward(ctx, i, v0, s0, site: Site):
         state = None if v0 is None else LIFState(v0, s0)
-        _, spikes = _integrate(i, state, p, keep_membrane=False)
+        _, spikes = _integrate(i, state, site.params, keep_membrane=False)
         out = spikes.to(i.dtype)
-        run.register_spikes(out, spikes)
-        run.record_rate(name, spikes)
-        ctx.bound = bound
+        site.run.register_spikes(out, spikes)
+        site.run.record_rate(site.name, spikes)
+        ctx.site = site
         ctx.save_for_backward(i, v0, s0)
         return out
 
     @staticmethod
     def backward(ctx, r_spikes):
-        p, rule, run, name, layout = ctx.bound
+        site: Site = ctx.site
+        p = site.params
         i, v0, s0 = ctx.saved_tensors
         state = None if v0 is None else LIFState(v0, s0)
         u, _ = _integrate(i, state, p, keep_membrane=True)
@@ -243,15 +241,15 @@ class _MultiStepLFP(torch.autograd.Function):
         if u.shape[0] > 1:
             s_prev = (u[:-1] > p.threshold).to(u.dtype) if p.reset == "zero" else None
             k[1:] = _carried(u[:-1], s_prev, p)
-        c_i, c_k = _split_coefficients(i, k, rule)
+        c_i, c_k = _split_coefficients(i, k, site.rule)
         r_u = torch.empty_like(r_spikes)
         r_u[-1] = r_spikes[-1]
         for t in range(r_u.shape[0] - 2, -1, -1):
             torch.addcmul(r_spikes[t], c_k[t + 1], r_u[t + 1], out=r_u[t])
         r_i = c_i * r_u
         r_v0 = c_k[0] * r_u[0] if (v0 is not None and ctx.needs_input_grad[1]) else None
-        if run.check_finite:
-            run.ensure_finite(name, r_in=r_i)
+        if site.run.check_finite:
+            site.run.ensure_finite(site.name, r_in=r_i)
         return r_i, r_v0, None, None
 
 
@@ -259,29 +257,30 @@ class _StepLFP(torch.autograd.Function):
     """One LIF step under LFP; the time recursion runs through the state's feedback."""
 
     @staticmethod
-    def forward(ctx, i, v, s, bound):
-        p, rule, run, name, layout = bound
+    def forward(ctx, i, v, s, site: Site):
+        p = site.params
         u = _membrane(i, v, s, p)
         spikes = u > p.threshold
         out = spikes.to(u.dtype)
-        run.record_rate(name, spikes)
-        ctx.bound = bound
+        site.run.record_rate(site.name, spikes)
+        ctx.site = site
         ctx.save_for_backward(i, v, s)
         return out, u
 
     @staticmethod
     def backward(ctx, r_spikes, r_u):
-        p, rule, run, name, layout = ctx.bound
+        site: Site = ctx.site
+        p = site.params
         i, v, s = ctx.saved_tensors
         total = r_spikes if r_u is None else (r_u if r_spikes is None else r_spikes + r_u)
         if total is None:
             return None, None, None, None
         k = torch.zeros_like(i) if v is None else _carried(v, s, p)
-        c_i, c_k = _split_coefficients(i, k, rule)
+        c_i, c_k = _split_coefficients(i, k, site.rule)
         r_i = c_i * total
         r_v = c_k * total if (v is not None and ctx.needs_input_grad[1]) else None
-        if run.check_finite:
-            run.ensure_finite(name, r_in=r_i)
+        if site.run.check_finite:
+            site.run.ensure_finite(site.name, r_in=r_i)
         return r_i, r_v, None, None
 
 
@@ -380,11 +379,11 @@ class LIF(nn.Module):
         def forward(x: Tensor, state: LIFState | None = None) -> Tensor:
             module._check_time_first(x)
             v0, s0 = module._state_args(state)
-            return _MultiStepLFP.apply(x, v0, s0, (module.params, rule, run, name, run.layout))
+            return _MultiStepLFP.apply(x, v0, s0, Site(rule, run, name, run.layout, params=module.params))
 
         def step(x: Tensor, state: LIFState | None = None) -> tuple[Tensor, LIFState]:
             v, s = module._state_args(state)
-            spikes, u = _StepLFP.apply(x, v, s, (module.params, rule, run, name, run.layout))
+            spikes, u = _StepLFP.apply(x, v, s, Site(rule, run, name, run.layout, params=module.params))
             return spikes, LIFState(u, spikes)
 
         return {"forward": forward, "step": step}

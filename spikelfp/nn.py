@@ -65,9 +65,7 @@ class TimeDistributed(nn.Sequential):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < 3:
-            raise ValueError(
-                f"TimeDistributed expects time-first input (T, B, ...), got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"TimeDistributed expects time-first input (T, B, ...), got shape {tuple(x.shape)}")
         steps, batch = x.shape[:2]
         y = super().forward(x.reshape(steps * batch, *x.shape[2:]))
         return y.reshape(steps, batch, *y.shape[1:])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -39,6 +40,7 @@ __all__ = [
     "PassThrough",
     "Reshape",
     "Rule",
+    "Site",
     "WinnerTakesAll",
     "ZPlusZMinus",
     "Zero",
@@ -46,6 +48,34 @@ __all__ = [
     "sign0",
     "stabilize",
 ]
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a rule runs: what its autograd Function needs besides tensors.
+
+    Attributes
+    ----------
+    rule
+        The rule.
+    run
+        The engine's shared state (normalisation, finiteness checks, spike bookkeeping).
+    name
+        The module's name in the model, for error messages and statistics.
+    layout
+        ``(T, B)`` of the time-first input being processed, else None.
+    op
+        The linear-like operation (rules for linear-like layers).
+    params
+        The neuron parameters (rules for spiking neurons).
+    """
+
+    rule: Rule
+    run: Run
+    name: str
+    layout: tuple[int, int] | None
+    op: LinearOp | None = None
+    params: Any = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -143,7 +173,8 @@ class Rule:
         def forward(x: Tensor) -> Tensor:
             if pre_pad is not None:
                 x = F.pad(x, pre_pad, mode=pad_mode)
-            return _LinearRuleFunction.apply(x, module.weight, module.bias, (rule, op, run, name, run.layout))
+            site = Site(rule, run, name, run.layout, op=op)
+            return _LinearRuleFunction.apply(x, module.weight, module.bias, site)
 
         return {"forward": forward}
 
@@ -288,22 +319,21 @@ class _LinearRuleFunction(torch.autograd.Function):
     """Forward: the layer as it is. Backward: the rule's input feedback, and ``−Δw``, ``−Δb``."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, bound: tuple) -> Tensor:
-        rule, op, run, name, layout = bound
-        z = op.forward(x, weight, bias)
-        ctx.bound = bound
-        ctx.save_for_backward(run.compact(x), weight, bias, z)
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, site: Site) -> Tensor:
+        z = site.op.forward(x, weight, bias)
+        ctx.site = site
+        ctx.save_for_backward(site.run.compact(x), weight, bias, z)
         return z
 
     @staticmethod
     def backward(ctx, r: Tensor):
-        rule, op, run, name, layout = ctx.bound
+        site: Site = ctx.site
         x, w, b, z = ctx.saved_tensors
         if x.dtype != r.dtype:
             x = x.to(r.dtype)
         need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2])
-        r_in, dw, db = rule.linear(op, x, w, b, z, r, need)
-        return run.leave(name, layout, r_in, dw, db) + (None,)
+        r_in, dw, db = site.rule.linear(site.op, x, w, b, z, r, need)
+        return (*site.run.leave(site.name, site.layout, r_in, dw, db), None)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -73,5 +72,3 @@ def set_surrogate(model: nn.Module, surrogate: FastSigmoid | None) -> nn.Module:
         if isinstance(m, LIF):
             m.surrogate = surrogate
     return model
-
-

@@ -77,7 +77,7 @@ def linear_reference(name: str, x: Tensor, W: Tensor, bias: Tensor | None, r: Te
 
 def conv2d_reference(name: str, x: Tensor, W: Tensor, bias: Tensor | None, r: Tensor, stride=1, padding=0, **kw):
     """``(r_in, Δw, Δb)`` of a Conv2d, through explicit patches (unfold), independent of autograd."""
-    B, C, H, Wd = x.shape
+    B, _, H, Wd = x.shape
     O, _, kh, kw_ = W.shape
     patches = F.unfold(x, (kh, kw_), padding=padding, stride=stride)  # (B, P, L)
     L = patches.shape[-1]

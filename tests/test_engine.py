@@ -80,7 +80,7 @@ def test_grad_holds_minus_update_and_accumulates():
     torch.testing.assert_close(x.grad, 2 * first_x)
     # the last layer's update is the ε formula on the recorded activations
     a = torch.relu(net[2](torch.relu(net[0](x)))).detach()
-    _, dw, db = linear_reference("epsilon", a, net[4].weight.detach(), net[4].bias.detach(), r)
+    _, dw, _ = linear_reference("epsilon", a, net[4].weight.detach(), net[4].bias.detach(), r)
     torch.testing.assert_close(-first[4], dw, rtol=0, atol=1e-10)
 
 
@@ -208,7 +208,9 @@ def test_unknown_parameter_free_layer_is_an_error():
     net = nn.Sequential(nn.Linear(3, 3), nn.Softmax(dim=1))
     with pytest.raises(TypeError, match=r"'1' of type Softmax has no LFP rule"):
         sl.LFP(net, "epsilon")(torch.randn(2, 3))
-    ok = sl.composites.Mixed([sl.composites.LayerMap([(nn.Softmax, rules.PassThrough())]), sl.composites.get("epsilon")])
+    ok = sl.composites.Mixed(
+        [sl.composites.LayerMap([(nn.Softmax, rules.PassThrough())]), sl.composites.get("epsilon")]
+    )
     sl.LFP(net, ok)(torch.randn(2, 3))
 
 
@@ -263,7 +265,7 @@ def test_non_finite_update_is_never_written():
     x = torch.tensor([[1.0, 1.0 + 2**-20]], requires_grad=True)
     out = lfp(x)
     assert torch.isfinite(out).all()
-    with pytest.raises(sl.NonFiniteError, match="non-finite .* at layer '0'"):
+    with pytest.raises(sl.NonFiniteError, match=r"non-finite .* at layer '0'"):
         lfp.backward(out, torch.full_like(out, 1e34))
     assert net[0].weight.grad is None and x.grad is None
 

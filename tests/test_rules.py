@@ -84,7 +84,14 @@ def test_conv2d_matches_reference(name, bias, sign, stride, padding):
     got = run_engine(layer, RULES[name](), x, r)
     kw = {"eps": 0.0} if name == "zplus-zminus-full" else {}
     want = conv2d_reference(
-        name, x, layer.weight.detach(), layer.bias.detach() if bias else None, r, stride=stride, padding=padding, **kw
+        name,
+        x,
+        layer.weight.detach(),
+        layer.bias.detach() if bias else None,
+        r,
+        stride=stride,
+        padding=padding,
+        **kw,
     )
     for g, w in zip(got, want):
         if w is None:

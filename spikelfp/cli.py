@@ -1,0 +1,134 @@
+"""The ``spikelfp`` command."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _none_or(kind):
+    def parse(text: str):
+        return None if text.lower() == "none" else kind(text)
+
+    return parse
+
+
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from .composites import PRESETS
+    from .models import REGISTRY
+
+    methods = [f"lfp-{n}" for n in PRESETS] + ["gradient", "surrogate"]
+    g = p.add_argument_group("what to train")
+    g.add_argument("--model", default="snn-mlp", choices=list(REGISTRY), help="model (default: snn-mlp)")
+    g.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10"])
+    g.add_argument("--data-root", default=None, help="folder with the dataset's files")
+    g.add_argument("--method", default="lfp-epsilon", choices=methods, help="LFP composite or gradient baseline")
+    g = p.add_argument_group("optimisation (unset: the paper's setting for the model family)")
+    g.add_argument("--optimizer", default=None, help="any torch.optim class (sgd, adam, adamw, ...)")
+    g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--epochs", type=int, default=1)
+    g.add_argument("--batch-size", type=int, default=None)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--normalize", default="max", choices=["max", "none"], help="max-normalise the feedback")
+    g.add_argument("--feedback", default=None, choices=["sigmoid", "softmax", "reward", "spike-sequence"])
+    g.add_argument("--reduction", default="sum", choices=["sum", "mean"], help="feedback over the batch")
+    g.add_argument("--clip", type=_none_or(float), default=None, help="adaptive clipping λ (0: off)")
+    g.add_argument("--lr-step", type=int, default=0, help="decay the lr every N steps")
+    g.add_argument("--lr-gamma", type=float, default=0.1)
+    g.add_argument("--pretrain-steps", type=int, default=0, help="gradient steps before LFP takes over")
+    g = p.add_argument_group("spiking models")
+    g.add_argument("--steps", type=int, default=25, help="time steps T")
+    g.add_argument("--beta", type=float, default=0.9, help="membrane decay β")
+    g.add_argument("--threshold", type=float, default=1.0)
+    g.add_argument("--reset", default="subtract", choices=["subtract", "zero"])
+    g.add_argument("--encoding", default="constant", choices=["constant", "rate", "latency"])
+    g.add_argument("--gain", type=float, default=1.0, help="rate-encoding gain")
+    g = p.add_argument_group("run")
+    g.add_argument("--limit-train", type=int, default=None, help="use the first N training images")
+    g.add_argument("--limit-test", type=int, default=None, help="use the first N test images")
+    g.add_argument("--out", default=None, help="run folder (default: runs/<model>-<method>-<time>)")
+    g.add_argument("--resume", default=None, help="continue the run in this folder (or checkpoint file)")
+    g.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
+    g.add_argument("--stats", action="store_true", help="log parameter statistics per epoch")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--no-progress", action="store_true")
+
+
+def _config_from(args: argparse.Namespace):
+    from .train import Config
+
+    fields = {f.name for f in dataclasses.fields(Config)}
+    return Config(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import DataError
+    from .train import CheckpointError, Trainer, TrainingStopped
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = _config_from(args)
+    if args.resume:
+        resume = Path(args.resume)
+        out = resume if resume.is_dir() else resume.parent
+        saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
+        if saved is not None:  # the saved run's settings, with a new epoch count if one was given
+            epochs = args.epochs if "--epochs" in sys.argv else saved["epochs"]
+            config = type(config)(**{**saved, "epochs": epochs})
+    else:
+        out = Path(args.out or f"runs/{config.model}-{config.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        trainer = Trainer(config, out, progress=not args.no_progress)
+        if args.resume:
+            trainer.load_checkpoint(args.resume)
+            print(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+        c = trainer.config
+        print(
+            f"training {c.model} on {c.dataset} with {c.method} ({c.optimizer}, lr {c.lr}, batch {c.batch_size}"
+            + (f", T={c.steps}, beta={c.beta}, {c.encoding} encoding" if trainer.spiking else "")
+            + f") for {c.epochs} epoch(s)"
+        )
+        metrics = trainer.fit()
+    except (DataError, CheckpointError, TrainingStopped, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if trainer._stop_requested:
+        print(f"interrupted: checkpoint saved in {out}; continue with: spikelfp train --resume {out}")
+        return 130
+    for m in trainer.history:
+        print(
+            f"epoch {m['epoch']}: train accuracy {m['train_accuracy']:.4f}, test accuracy {m['test_accuracy']:.4f} "
+            f"({m['seconds']:.0f} s)"
+        )
+    if metrics:
+        print(f"test accuracy: {metrics['test_accuracy']:.4f}")
+        if "firing_rates" in metrics:
+            print("firing rates (spikes per neuron and step):")
+            for name, rate in metrics["firing_rates"].items():
+                print(f"  layer {name}: {rate:.4f}")
+    print(f"run saved in {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spikelfp", description="Layer-wise Feedback Propagation for PyTorch")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a model (default: spiking MLP, LFP-ε, MNIST, 1 epoch)")
+    _add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""Datasets without torchvision: MNIST-family IDX files, CIFAR-10 batches, N-MNIST events.
+
+Images come back as a :class:`ImageSet` of ``uint8`` tensors ``(N, C, H, W)`` and ``int64`` labels, held
+in memory; :meth:`ImageSet.batches` yields float batches. Every file is checked before use: its
+SHA-256 (or MD5 for CIFAR-10, as published) must match, and a missing or corrupt file is an error
+that names the file and the checksum. Nothing downloaded or read is ever executed: CIFAR-10's
+pickles are read by an unpickler that only builds plain containers and numpy arrays.
+
+Where the files are looked for (first hit wins): the ``root`` argument; ``$SPIKELFP_DATA/<name>``;
+the repository's ``datasets/<name>`` (MNIST ships there); ``~/.cache/spikelfp/<name>``; for
+Fashion-MNIST also Debian's ``/usr/share/datasets/fashion-mnist``. Missing files are downloaded into
+the cache when a network is there; offline, the error says where to put them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import struct
+import tarfile
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["DataError", "ImageSet", "cifar10", "fashion_mnist", "load", "load_idx", "mnist"]
+
+REPO_DATASETS = Path(__file__).resolve().parents[1] / "datasets"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spikelfp"
+
+
+class DataError(ValueError):
+    """A data file is missing, corrupt or of the wrong format."""
+
+
+# --------------------------------------------------------------------------------------------------
+# files, checksums, downloads
+# --------------------------------------------------------------------------------------------------
+def _digest(data: bytes, algorithm: str) -> str:
+    return hashlib.new(algorithm, data).hexdigest()
+
+
+def _search_roots(name: str, root: str | os.PathLike | None, extra: tuple[Path, ...] = ()) -> list[Path]:
+    if root is not None:
+        return [Path(root)]
+    roots = []
+    if os.environ.get("SPIKELFP_DATA"):
+        roots.append(Path(os.environ["SPIKELFP_DATA"]) / name)
+    roots += [REPO_DATASETS / name, CACHE / name, *extra]
+    return roots
+
+
+def _download(urls: list[str], dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                data = response.read()
+            tmp = dest.with_suffix(dest.suffix + ".part")
+            tmp.write_bytes(data)
+            tmp.replace(dest)
+            return
+        except OSError as exc:  # URLError is an OSError
+            errors.append(f"{url}: {exc}")
+    raise DataError("could not download " + dest.name + ":\n  " + "\n  ".join(errors))
+
+
+# --------------------------------------------------------------------------------------------------
+# IDX (MNIST family)
+# --------------------------------------------------------------------------------------------------
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def load_idx(path: str | os.PathLike, data: bytes | None = None) -> Tensor:
+    """Read an IDX file (optionally gzipped) into a tensor, validating its header and size."""
+    path = Path(path)
+    if data is None:
+        if not path.is_file():
+            raise DataError(f"missing data file {path}")
+        data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path} is not a valid gzip file: {exc}") from exc
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number {data[:4].hex()})")
+    dtype = np.dtype(_IDX_TYPES[data[2]])
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path} is truncated (header)")
+    shape = struct.unpack(">" + "I" * ndim, data[4:header])
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(data) != expected:
+        raise DataError(f"{path} has {len(data)} bytes, its header promises {expected}")
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return torch.from_numpy(array.astype(array.dtype.newbyteorder("="), copy=True))
+
+
+@dataclass(frozen=True)
+class _IdxSet:
+    name: str
+    files: dict[str, tuple[str, str]]  # split/kind → (file name, sha256 of the uncompressed bytes)
+    urls: tuple[str, ...]
+    mean: float
+    std: float
+    extra_roots: tuple[Path, ...] = ()
+
+
+_MNIST = _IdxSet(
+    "mnist",
+    {
+        "train-images": (
+            "train-images-idx3-ubyte",
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        ),
+        "train-labels": (
+            "train-labels-idx1-ubyte",
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        ),
+        "test-images": (
+            "t10k-images-idx3-ubyte",
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        ),
+        "test-labels": (
+            "t10k-labels-idx1-ubyte",
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        ),
+    },
+    ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+    0.1307,
+    0.3081,
+)
+_FASHION = _IdxSet(
+    "fashion-mnist",
+    {
+        "train-images": (
+            "train-images-idx3-ubyte",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        ),
+        "train-labels": (
+            "train-labels-idx1-ubyte",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        ),
+        "test-images": (
+            "t10k-images-idx3-ubyte",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        ),
+        "test-labels": (
+            "t10k-labels-idx1-ubyte",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        ),
+    },
+    ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    0.2860,
+    0.3530,
+    (Path("/usr/share/datasets/fashion-mnist"),),
+)
+
+
+def _find_idx(spec: _IdxSet, key: str, root, download: bool) -> tuple[Path, bytes]:
+    filename, sha = spec.files[key]
+    roots = _search_roots(spec.name, root, spec.extra_roots)
+    for folder in roots:
+        for candidate in (folder / (filename + ".gz"), folder / filename):
+            if candidate.is_file():
+                return candidate, _checked(candidate, sha)
+    if download and root is None:
+        dest = CACHE / spec.name / (filename + ".gz")
+        try:
+            _download([u + filename + ".gz" for u in spec.urls], dest)
+        except DataError as exc:
+            raise DataError(
+                f"{spec.name} file {filename}(.gz) not found in {', '.join(map(str, roots))} and not downloadable "
+                f"({exc}); copy the IDX files into one of those folders or pass root="
+            ) from None
+        return dest, _checked(dest, sha)
+    raise DataError(f"{spec.name} file {filename}(.gz) not found in {', '.join(map(str, roots))}")
+
+
+def _checked(path: Path, sha256: str) -> bytes:
+    raw = path.read_bytes()
+    data = raw
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path} is corrupt: not a valid gzip file ({exc}); expected sha256 {sha256}") from exc
+    actual = _digest(data, "sha256")
+    if actual != sha256:
+        raise DataError(f"{path} is corrupt: sha256 of its contents is {actual}, expected {sha256}")
+    return data
+
+
+@dataclass
+class ImageSet:
+    """Images ``(N, C, H, W)`` as ``uint8`` and labels ``(N,)`` as ``int64``, with the set's statistics."""
+
+    images: Tensor
+    labels: Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.images.dim() != 4 or self.images.shape[0] != self.labels.shape[0]:
+            raise DataError(
+                f"images must be (N, C, H, W) with one label each, got {tuple(self.images.shape)} and "
+                f"{tuple(self.labels.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.labels.max()) + 1 if len(self) else 0
+
+    def subset(self, n: int | None) -> ImageSet:
+        """The first ``n`` samples (all if None)."""
+        if n is None or n >= len(self):
+            return self
+        return ImageSet(self.images[:n], self.labels[:n], self.mean, self.std, self.name)
+
+    def to_float(self, images: Tensor, standardize: bool) -> Tensor:
+        """``uint8`` images to floats in [0, 1], or standardised with the set's mean and std."""
+        x = images.float().div_(255.0)
+        if standardize:
+            mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+            std = torch.tensor(self.std).view(1, -1, 1, 1)
+            x = (x - mean) / std
+        return x
+
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        standardize: bool = True,
+        start: int = 0,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Float batches ``(x, y)``; with ``shuffle``, in the order of ``torch.randperm(generator)``.
+
+        ``start`` skips the first batches (to resume mid-epoch with the same order).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for i in range(start * batch_size, n, batch_size):
+            idx = order[i : i + batch_size]
+            yield self.to_float(self.images[idx], standardize), self.labels[idx]
+
+    def num_batches(self, batch_size: int) -> int:
+        return (len(self) + batch_size - 1) // batch_size
+
+
+def _idx_set(spec: _IdxSet, train: bool, root, download: bool) -> ImageSet:
+    split = "train" if train else "test"
+    img_path, img_bytes = _find_idx(spec, f"{split}-images", root, download)
+    lab_path, lab_bytes = _find_idx(spec, f"{split}-labels", root, download)
+    images = load_idx(img_path, img_bytes)
+    labels = load_idx(lab_path, lab_bytes)
+    if images.dim() != 3 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
+        raise DataError(f"{img_path} and {lab_path} do not form an image set")
+    return ImageSet(images.unsqueeze(1), labels.long(), (spec.mean,), (spec.std,), spec.name)
+
+
+def mnist(train: bool = True, root: str | os.PathLike | None = None, download: bool = True) -> ImageSet:
+    """MNIST (LeCun & Cortes, CC BY-SA 3.0); the repository bundles the files in ``datasets/mnist``."""
+    return _idx_set(_MNIST, train, root, download)
+
+
+def fashion_mnist(train: bool = True, root: str | os.PathLike | None = None, download: bool = True) -> ImageSet:
+    """Fashion-MNIST (Zalando, MIT), from ``root``, the search path, or Debian's package."""
+    return _idx_set(_FASHION, train, root, download)
+
+
+# --------------------------------------------------------------------------------------------------
+# CIFAR-10
+# --------------------------------------------------------------------------------------------------
+_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+_CIFAR_TGZ_MD5 = "c58f30108f718f92721af3b95e74349a"
+_CIFAR_FILES = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+_CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, strings, bytes, numbers and numpy arrays; refuses every other global."""
+
+    _ALLOWED: frozenset[tuple[str, str]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+        }
+    )
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            import importlib
+
+            return getattr(importlib.import_module(module), name)
+        raise DataError(f"refusing to load {module}.{name} from a data pickle (only plain data is allowed)")
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    raw = path.read_bytes()
+    md5 = _digest(raw, "md5")
+    if md5 != _CIFAR_FILES[path.name]:
+        raise DataError(f"{path} is corrupt: md5 {md5}, expected {_CIFAR_FILES[path.name]}")
+    entry = _SafeUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+    return data, labels
+
+
+def cifar10(train: bool = True, root: str | os.PathLike | None = None, download: bool = True) -> ImageSet:
+    """CIFAR-10 from the standard ``cifar-10-batches-py`` folder (pickles read safely, MD5-checked)."""
+    roots = _search_roots("cifar10", root)
+    folder = None
+    for r in roots:
+        for cand in (r / "cifar-10-batches-py", r):
+            if (cand / "test_batch").is_file():
+                folder = cand
+                break
+        if folder:
+            break
+    if folder is None and download and root is None:
+        archive = CACHE / "cifar10" / "cifar-10-python.tar.gz"
+        try:
+            if not archive.is_file():
+                _download([_CIFAR_URL], archive)
+        except DataError as exc:
+            raise DataError(
+                f"CIFAR-10 not found in {', '.join(map(str, roots))} and not downloadable ({exc}); "
+                "put the extracted 'cifar-10-batches-py' folder into one of those places or pass root="
+            ) from None
+        md5 = _digest(archive.read_bytes(), "md5")
+        if md5 != _CIFAR_TGZ_MD5:
+            raise DataError(f"{archive} is corrupt: md5 {md5}, expected {_CIFAR_TGZ_MD5}")
+        with tarfile.open(archive) as tar:
+            tar.extractall(archive.parent, filter="data")
+        folder = archive.parent / "cifar-10-batches-py"
+    if folder is None:
+        raise DataError(
+            f"CIFAR-10 not found in {', '.join(map(str, roots))}; put the extracted 'cifar-10-batches-py' "
+            "folder (https://www.cs.toronto.edu/~kriz/cifar.html) into one of those places or pass root="
+        )
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    parts = []
+    for name in names:
+        if not (folder / name).is_file():
+            raise DataError(f"missing CIFAR-10 file {folder / name} (md5 {_CIFAR_FILES[name]})")
+        parts.append(_read_cifar_batch(folder / name))
+    images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+    labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
+    return ImageSet(images, labels, _CIFAR_MEAN, _CIFAR_STD, "cifar10")
+
+
+LOADERS = {"mnist": mnist, "fashion-mnist": fashion_mnist, "cifar10": cifar10}
+
+
+def load(name: str, train: bool = True, root: str | os.PathLike | None = None, download: bool = True) -> ImageSet:
+    """An image set by name: ``mnist``, ``fashion-mnist`` or ``cifar10``."""
+    if name not in LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(LOADERS)}")
+    return LOADERS[name](train=train, root=root, download=download)
