@@ -34,10 +34,10 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=None)
     g.add_argument("--momentum", type=float, default=0.9)
     g.add_argument("--weight-decay", type=float, default=0.0)
-    g.add_argument("--epochs", type=int, default=1)
+    g.add_argument("--epochs", type=int, default=None, help="epochs in all (default 1; on --resume, as saved)")
     g.add_argument("--batch-size", type=int, default=None)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--normalize", default="max", choices=["max", "none"], help="max-normalise the feedback")
+    g.add_argument("--normalize", default=None, choices=["max", "max-batch", "none"], help="max-normalise the feedback")
     g.add_argument("--feedback", default=None, choices=["sigmoid", "softmax", "reward", "spike-sequence"])
     g.add_argument("--reduction", default="sum", choices=["sum", "mean"], help="feedback over the batch")
     g.add_argument("--clip", type=_none_or(float), default=None, help="adaptive clipping λ (0: off)")
@@ -77,14 +77,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.epochs is None and not args.resume:
+        args.epochs = 1
     config = _config_from(args)
     if args.resume:
         resume = Path(args.resume)
         out = resume if resume.is_dir() else resume.parent
         saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
-        if saved is not None:  # the saved run's settings, with a new epoch count if one was given
-            epochs = args.epochs if "--epochs" in sys.argv else saved["epochs"]
-            config = type(config)(**{**saved, "epochs": epochs})
+        if saved is None:
+            print(f"error: {out} holds no config.json of a spikelfp run", file=sys.stderr)
+            return 2
+        # the saved run's settings, with a new epoch count if one was given
+        epochs = saved["epochs"] if args.epochs is None else args.epochs
+        config = type(config)(**{**saved, "epochs": epochs})
     else:
         out = Path(args.out or f"runs/{config.model}-{config.method}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:

@@ -51,8 +51,8 @@ def adaptive_(parameters: Iterable[Tensor] | Tensor, clipping: float = 0.06, eps
         g.mul_(torch.where(g_norm > max_norm, scale, torch.ones_like(scale)))
 
 
-def max_normalize(r: Tensor, layout: tuple[int, int] | None = None) -> Tensor:
-    """Divide feedback by its maximum absolute value per sample; zero stays zero.
+def max_normalize(r: Tensor, layout: tuple[int, int] | None = None, per: str = "sample") -> Tensor:
+    """Divide feedback by its maximum absolute value per sample (or over the batch); zero stays zero.
 
     Parameters
     ----------
@@ -61,7 +61,15 @@ def max_normalize(r: Tensor, layout: tuple[int, int] | None = None) -> Tensor:
     layout
         ``(T, B)`` for time-first spiking tensors: ``r`` is ``(T, B, …)`` or ``(T·B, …)``, and the
         maximum of sample ``b`` is taken over all steps and features.
+    per
+        ``"sample"`` (LFP-SPEC §5) or ``"batch"``: one maximum over the whole tensor, which keeps the
+        samples' relative magnitudes (and so the decay of the feedback of learned samples).
     """
+    if per == "batch":
+        m = r.abs().amax()
+        return r / torch.where(m == 0, torch.ones_like(m), m)
+    if per != "sample":
+        raise ValueError(f"per must be 'sample' or 'batch', got {per!r}")
     if layout is None:
         flat = r.reshape(r.shape[0], -1)
         m = flat.abs().amax(dim=1, keepdim=True)

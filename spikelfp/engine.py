@@ -38,7 +38,8 @@ class Run:
     Parameters
     ----------
     normalize
-        ``None`` or ``"max"``: divide the feedback leaving each rule layer by its per-sample maximum.
+        ``None``, ``"max"`` (divide the feedback leaving each rule layer by its per-sample maximum) or
+        ``"max-batch"`` (by its maximum over the whole batch).
     check_finite
         Refuse (raise :class:`NonFiniteError`) instead of writing a non-finite feedback or update.
     """
@@ -103,8 +104,8 @@ class Run:
         db: Tensor | None = None,
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         """Normalise the input feedback, check everything is finite, return ``(r_in, −Δw, −Δb)``."""
-        if r_in is not None and self.normalize == "max":
-            r_in = max_normalize(r_in, layout)
+        if r_in is not None and self.normalize is not None:
+            r_in = max_normalize(r_in, layout, "batch" if self.normalize == "max-batch" else "sample")
         if self.check_finite:
             self.ensure_finite(name, r_in=r_in, dw=dw, db=db)
         return r_in, (None if dw is None else dw.neg()), (None if db is None else db.neg())
@@ -140,9 +141,11 @@ class LFP:
     composite
         A preset name (``"epsilon"``, ``"zplus-zminus"``, …) or a :class:`~spikelfp.composites.Composite`.
     normalize
-        ``None`` or ``"max"``: divide the feedback leaving each rule layer by its maximum absolute
-        value per sample (A.6.3). For time-first ``(T, B, …)`` input the maximum of a sample is over
-        all steps and features.
+        ``None``, ``"max"`` or ``"max-batch"``. ``"max"`` divides the feedback leaving each rule layer
+        by its maximum absolute value per sample (A.6.3, LFP-SPEC §5); for time-first ``(T, B, …)``
+        input the maximum of a sample is over all steps and features. ``"max-batch"`` divides by one
+        maximum over the whole batch instead, which keeps how much each sample contributes: the
+        feedback of a learned sample stays small, so training converges (see benchmarks/RESULTS.md).
     check_finite
         Raise :class:`NonFiniteError` rather than write a non-finite update (one reduction per layer).
 
@@ -164,8 +167,8 @@ class LFP:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"LFP needs a torch.nn.Module, got {type(model).__name__}")
-        if normalize not in (None, "max"):
-            raise ValueError(f"normalize must be None or 'max', got {normalize!r}")
+        if normalize not in (None, "max", "max-batch"):
+            raise ValueError(f"normalize must be None, 'max' or 'max-batch', got {normalize!r}")
         self.model = model
         self.composite = resolve(composite)
         self.normalize = normalize
