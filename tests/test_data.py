@@ -53,14 +53,14 @@ def test_corrupt_file_names_file_and_checksum(tmp_path):
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is corrupt: sha256 .* expected ff7bcfd4"):
         sl.data.mnist(train=False, root=root)
     path.write_bytes(b"\x1f\x8b garbage")
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is corrupt: not a valid gzip"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is corrupt: not a valid gzip"):
         sl.data.mnist(train=False, root=root)
 
 
 def test_missing_file_is_named(tmp_path):
     root = copy_mnist(tmp_path)
     (root / "train-images-idx3-ubyte.gz").unlink()
-    with pytest.raises(DataError, match="train-images-idx3-ubyte.*not found in"):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.*not found in"):
         sl.data.mnist(train=True, root=root)
 
 
