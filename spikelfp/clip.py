@@ -51,7 +51,9 @@ def adaptive_(parameters: Iterable[Tensor] | Tensor, clipping: float = 0.06, eps
         g.mul_(torch.where(g_norm > max_norm, scale, torch.ones_like(scale)))
 
 
-def max_normalize(r: Tensor, layout: tuple[int, int] | None = None, per: str = "sample") -> Tensor:
+def max_normalize(
+    r: Tensor, layout: tuple[int, int] | None = None, per: str = "sample", inplace: bool = False
+) -> Tensor:
     """Divide feedback by its maximum absolute value per sample (or over the batch); zero stays zero.
 
     Parameters
@@ -64,10 +66,13 @@ def max_normalize(r: Tensor, layout: tuple[int, int] | None = None, per: str = "
     per
         ``"sample"`` (LFP-SPEC §5) or ``"batch"``: one maximum over the whole tensor, which keeps the
         samples' relative magnitudes (and so the decay of the feedback of learned samples).
+    inplace
+        Overwrite ``r`` (saves an allocation on the hot path).
     """
     if per == "batch":
         m = r.abs().amax()
-        return r / torch.where(m == 0, torch.ones_like(m), m)
+        m = torch.where(m == 0, torch.ones_like(m), m)
+        return r.div_(m) if inplace else r / m
     if per != "sample":
         raise ValueError(f"per must be 'sample' or 'batch', got {per!r}")
     if layout is None:
@@ -82,4 +87,7 @@ def max_normalize(r: Tensor, layout: tuple[int, int] | None = None, per: str = "
         flat = r.reshape(steps, batch, -1)
         m = flat.abs().amax(dim=(0, 2), keepdim=True)
     m = torch.where(m == 0, torch.ones_like(m), m)
+    if inplace and r.is_contiguous():
+        flat.div_(m)  # a view of r
+        return r
     return (flat / m).reshape(r.shape)

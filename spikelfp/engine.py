@@ -105,16 +105,23 @@ class Run:
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         """Normalise the input feedback, check everything is finite, return ``(r_in, −Δw, −Δb)``."""
         if r_in is not None and self.normalize is not None:
-            r_in = max_normalize(r_in, layout, "batch" if self.normalize == "max-batch" else "sample")
+            per = "batch" if self.normalize == "max-batch" else "sample"
+            r_in = max_normalize(r_in, layout, per, inplace=True)
         if self.check_finite:
             self.ensure_finite(name, r_in=r_in, dw=dw, db=db)
         return r_in, (None if dw is None else dw.neg()), (None if db is None else db.neg())
 
     def ensure_finite(self, name: str, **tensors: Tensor | None) -> None:
+        """Raise :class:`NonFiniteError` unless every tensor is finite.
+
+        One fused reduction per tensor (a sum is NaN or Inf if any entry is) and one sync per layer;
+        a sum can also overflow when entries are within a factor ``numel`` of the float range, which
+        is reported the same way, since such values overflow the next layer anyway.
+        """
         present = {k: t for k, t in tensors.items() if t is not None}
         if not present:
             return
-        ok = torch.stack([torch.isfinite(t).all() for t in present.values()])
+        ok = torch.isfinite(torch.stack([t.sum(dtype=torch.float64) for t in present.values()]))
         if not bool(ok.all()):
             bad = [k for k, flag in zip(present, ok.tolist()) if not flag]
             raise NonFiniteError(

@@ -202,8 +202,11 @@ class _Step(torch.autograd.Function):
 # --------------------------------------------------------------------------------------------------
 def _split_coefficients(i: Tensor, k: Tensor, rule: MembraneSplit) -> tuple[Tensor, Tensor]:
     """``(I/D, k/D)`` (or ``|k|/D``) with ``D = |I| + |k| + ε``; zero where ``D = 0``."""
-    den = i.abs() + k.abs() + rule.epsilon
+    den = i.abs().add_(k.abs()).add_(rule.epsilon)
     carry = k.abs() if rule.carry == "abs" else k
+    if rule.epsilon > 0:  # D ≥ ε > 0
+        inv = den.reciprocal_()
+        return i * inv, carry * inv
     return safe_divide(i, den), safe_divide(carry, den)
 
 

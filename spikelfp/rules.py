@@ -81,14 +81,31 @@ class Site:
 # --------------------------------------------------------------------------------------------------
 # numerics shared by the rules
 # --------------------------------------------------------------------------------------------------
+# Performance notes for the element-wise code below (measured on the CPU build used here):
+# - bool-conditioned kernels (torch.where, masked_fill) run ~12x slower than arithmetic, so signs
+#   are computed arithmetically;
+# - every fresh multi-MB temporary costs page faults (glibc returns large blocks to the OS), often
+#   more than the arithmetic itself, so the hot path allocates once and then works in place.
+
+
 def sign0(z: Tensor) -> Tensor:
-    """``sign(z)`` with ``sign(0) := +1`` (LFP-SPEC §2)."""
-    return torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+    """``sign(z)`` with ``sign(0) := +1`` (LFP-SPEC §2), computed as ``sign(sign(z) + ½)``."""
+    return z.sign().add_(0.5).sign_()
 
 
 def stabilize(z: Tensor, epsilon: float) -> Tensor:
-    """``stab(z) = z + ε·sign(z)`` with ``sign(0) := +1``."""
-    return z + epsilon * sign0(z)
+    """``stab(z) = z + ε·sign(z)`` with ``sign(0) := +1``; never zero for ``ε > 0``. A new tensor."""
+    if epsilon == 0:
+        return z.clone()
+    return sign0(z).mul_(epsilon).add_(z)
+
+
+def _over_stabilized(r: Tensor, z: Tensor, epsilon: float) -> Tensor:
+    """``r / stab(z)`` in one allocation (zero where ``stab(z) = 0``, i.e. only if ``ε = 0``)."""
+    den = stabilize(z, epsilon)
+    if epsilon > 0:  # |stab(z)| ≥ ε > 0
+        return torch.div(r, den, out=den)
+    return safe_divide(r, den)
 
 
 def safe_divide(num: Tensor, den: Tensor) -> Tensor:
@@ -108,9 +125,9 @@ def _proportional(op: LinearOp, x: Tensor, w: Tensor, b: Tensor | None, s: Tenso
     """
     need_x, need_w, need_b = need
     gx, gw = op.vjp(x, w, s, need_x, need_w)
-    r_in = x * gx if need_x else None
-    dw = w.abs() * gw if need_w else None
-    db = b.abs() * op.bias_sum(s) if (need_b and b is not None) else None
+    r_in = gx.mul_(x) if need_x else None
+    dw = gw.mul_(w.abs()) if need_w else None
+    db = op.bias_sum(s).mul_(b.abs()) if (need_b and b is not None) else None
     return r_in, dw, db
 
 
@@ -214,8 +231,7 @@ class Epsilon(Rule):
         self.epsilon = float(epsilon)
 
     def linear(self, op, x, w, b, z, r, need):
-        den = stabilize(z, self.epsilon)
-        return _proportional(op, x, w, b, safe_divide(r, den), need)
+        return _proportional(op, x, w, b, _over_stabilized(r, z, self.epsilon), need)
 
 
 class ZPlusZMinus(Rule):
@@ -242,8 +258,10 @@ class ZPlusZMinus(Rule):
         self.epsilon = float(epsilon)
 
     def linear(self, op, x, w, b, z, r, need):
-        den = op.forward(x.abs(), w.abs(), None if b is None else b.abs()) + self.epsilon
-        return _proportional(op, x, w, b, safe_divide(sign0(z) * r, den), need)
+        den = op.forward(x.abs(), w.abs(), None if b is None else b.abs())
+        signed = sign0(z).mul_(r)
+        s = signed.div_(den.add_(self.epsilon)) if self.epsilon > 0 else safe_divide(signed, den)
+        return _proportional(op, x, w, b, s, need)
 
 
 class AlphaBeta(Rule):
@@ -292,9 +310,10 @@ class AlphaBeta(Rule):
             bp, bn = b.clamp(min=0), b.clamp(max=0)
         zp = op.forward(xp, wp, bp) + op.forward(xn, wn, None)
         zn = op.forward(xp, wn, bn) + op.forward(xn, wp, None)
-        signed = sign0(z) * r
-        sp = safe_divide(self.alpha * signed, stabilize(zp, self.epsilon))  # for z_ij >= 0
-        sn = safe_divide(self.beta * signed, stabilize(zn, self.epsilon))  # for z_ij < 0, enters with −
+        signed = sign0(z).mul_(r)
+        divide = torch.div if self.epsilon > 0 else safe_divide
+        sp = divide(self.alpha * signed, stabilize(zp, self.epsilon))  # for z_ij >= 0
+        sn = divide(self.beta * signed, stabilize(zn, self.epsilon))  # for z_ij < 0, enters with −
         r_in = dw = db = None
         if need_x:
             gpp, _ = op.vjp(xp, wp, sp, True, False)
