@@ -121,7 +121,7 @@ class Run:
         present = {k: t for k, t in tensors.items() if t is not None}
         if not present:
             return
-        ok = torch.isfinite(torch.stack([t.sum(dtype=torch.float64) for t in present.values()]))
+        ok = torch.isfinite(torch.stack([t.sum() for t in present.values()]))
         if not bool(ok.all()):
             bad = [k for k, flag in zip(present, ok.tolist()) if not flag]
             raise NonFiniteError(

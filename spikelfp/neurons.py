@@ -115,11 +115,14 @@ def lif_feed_forward(i: Tensor, state: LIFState | None, p: LIFParameters) -> tup
     return s, u, LIFState(u[-1], s[-1])
 
 
-def _integrate(i: Tensor, state: LIFState | None, p: LIFParameters, keep_membrane: bool):
-    """The time loop: bool spikes ``(T, …)`` and, if asked, the membranes ``(T, …)`` (else the last)."""
+def _integrate(
+    i: Tensor, state: LIFState | None, p: LIFParameters, keep_membrane: bool, membranes: Tensor | None = None
+):
+    """The time loop: bool spikes ``(T, …)`` and, if asked, the membranes ``(T, …)`` (else the last),
+    written into ``membranes`` when given."""
     steps = i.shape[0]
     spikes = torch.empty(i.shape, dtype=torch.bool, device=i.device)
-    u_all = torch.empty_like(i) if keep_membrane else None
+    u_all = (membranes if membranes is not None else torch.empty_like(i)) if keep_membrane else None
     v, s = (None, None) if state is None else state
     s_float = s
     for t in range(steps):
@@ -201,13 +204,17 @@ class _Step(torch.autograd.Function):
 # autograd: the temporal LFP rule
 # --------------------------------------------------------------------------------------------------
 def _split_coefficients(i: Tensor, k: Tensor, rule: MembraneSplit) -> tuple[Tensor, Tensor]:
-    """``(I/D, k/D)`` (or ``|k|/D``) with ``D = |I| + |k| + ε``; zero where ``D = 0``."""
-    den = i.abs().add_(k.abs()).add_(rule.epsilon)
-    carry = k.abs() if rule.carry == "abs" else k
+    """``(I/D, k/D)`` (or ``|k|/D``) with ``D = |I| + |k| + ε``; zero where ``D = 0``.
+
+    Overwrites ``k`` (the caller's scratch buffer) with the carry coefficient.
+    """
+    den = torch.abs(i).add_(torch.abs(k)).add_(rule.epsilon)
+    if rule.carry == "abs":
+        k.abs_()
     if rule.epsilon > 0:  # D ≥ ε > 0
         inv = den.reciprocal_()
-        return i * inv, carry * inv
-    return safe_divide(i, den), safe_divide(carry, den)
+        return inv.mul(i), k.mul_(inv)
+    return safe_divide(i, den), safe_divide(k, den)
 
 
 class _MultiStepLFP(torch.autograd.Function):
@@ -235,22 +242,24 @@ class _MultiStepLFP(torch.autograd.Function):
         p = site.params
         i, v0, s0 = ctx.saved_tensors
         state = None if v0 is None else LIFState(v0, s0)
-        u, _ = _integrate(i, state, p, keep_membrane=True)
-        k = torch.empty_like(u)
+        # recompute the membranes one step late, so that k[t] = β·U[t−1] is the buffer scaled in place
+        k = torch.empty((i.shape[0] + 1, *i.shape[1:]), dtype=i.dtype, device=i.device)
+        _integrate(i, state, p, keep_membrane=True, membranes=k[1:])
+        k = k[:-1]
+        if p.reset == "zero" and k.shape[0] > 1:  # k = β(1 − S[t−1])U[t−1]: zero where it just fired
+            k[1:].mul_(k[1:].le(p.threshold))
+        k.mul_(p.beta)
         if v0 is None:
-            k[0] = 0.0
+            k[0].zero_()
         else:
-            k[0] = _carried(v0, s0, p)
-        if u.shape[0] > 1:
-            s_prev = (u[:-1] > p.threshold).to(u.dtype) if p.reset == "zero" else None
-            k[1:] = _carried(u[:-1], s_prev, p)
+            k[0].copy_(_carried(v0, s0, p))
         c_i, c_k = _split_coefficients(i, k, site.rule)
         r_u = torch.empty_like(r_spikes)
         r_u[-1] = r_spikes[-1]
         for t in range(r_u.shape[0] - 2, -1, -1):
             torch.addcmul(r_spikes[t], c_k[t + 1], r_u[t + 1], out=r_u[t])
-        r_i = c_i * r_u
         r_v0 = c_k[0] * r_u[0] if (v0 is not None and ctx.needs_input_grad[1]) else None
+        r_i = c_i.mul_(r_u)
         if site.run.check_finite:
             site.run.ensure_finite(site.name, r_in=r_i)
         return r_i, r_v0, None, None
@@ -278,7 +287,7 @@ class _StepLFP(torch.autograd.Function):
         total = r_spikes if r_u is None else (r_u if r_spikes is None else r_spikes + r_u)
         if total is None:
             return None, None, None, None
-        k = torch.zeros_like(i) if v is None else _carried(v, s, p)
+        k = torch.zeros_like(i) if v is None else _carried(v, s, p)  # a fresh tensor
         c_i, c_k = _split_coefficients(i, k, site.rule)
         r_i = c_i * total
         r_v = c_k * total if (v is not None and ctx.needs_input_grad[1]) else None

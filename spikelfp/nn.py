@@ -71,11 +71,28 @@ class TimeDistributed(nn.Sequential):
         return y.reshape(steps, batch, *y.shape[1:])
 
 
+def _time_invariant(module: nn.Module) -> bool:
+    """True if ``module`` maps equal steps to equal steps: no state, no randomness."""
+    for m in module.modules():
+        if getattr(m, "is_spiking", False):
+            return False
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
+            return False
+    return True
+
+
 class SpikingSequential(nn.Sequential):
     """A sequential spiking model that checks its input is time-first: ``(T, B, *input_shape)``.
 
     A model that starts with ``nn.Flatten(2)`` would otherwise read a batch ``(B, C, H, W)`` as ``B``
     time steps without complaint.
+
+    When the input is the same at every step (a stride-0 time axis, as from
+    :func:`spikelfp.encode.constant`), the deterministic stateless layers before the first spiking
+    layer run once, on one step, and their output is expanded over time. This is exact: those
+    layers would compute the same numbers ``T`` times, autograd's backward of the expansion sums
+    over time, and every LFP rule is linear in the feedback with a denominator that is the same at
+    every step. With the paper's constant encoding it removes ``(T−1)/T`` of the first layer's work.
 
     Parameters
     ----------
@@ -98,7 +115,16 @@ class SpikingSequential(nn.Sequential):
                 f"got shape {tuple(x.shape)}; encode static inputs first, e.g. "
                 "spikelfp.encode.constant(images, steps=25)"
             )
-        return super().forward(x)
+        steps = x.shape[0]
+        constant = steps > 1 and x.stride(0) == 0
+        if constant:
+            x = x[:1]
+        for module in self:
+            if constant and not _time_invariant(module):
+                x = x.expand(steps, *x.shape[1:])
+                constant = False
+            x = module(x)
+        return x.expand(steps, *x.shape[1:]) if constant else x
 
     def extra_repr(self) -> str:
         return f"input_shape={self.input_shape}"
