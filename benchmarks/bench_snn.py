@@ -180,7 +180,7 @@ def main() -> None:
     if not args.skip_lfprop:
         try:
             fns["lfprop"] = lfprop_step(T, B)
-        except Exception as exc:  # noqa: BLE001 - the reference has heavy optional dependencies
+        except Exception as exc:
             print("lfprop not available:", type(exc).__name__, exc)
     times = interleaved(fns, rounds=args.rounds, inner=1, warmup=2)
     result: dict = {"machine": machine(), "T": T, "B": B, "ms": {k: round(median_ms(times, k), 1) for k in times}}
