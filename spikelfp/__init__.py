@@ -6,7 +6,7 @@
 >>> lfp.backward(out, sl.feedback.SpikeSequence()(out, y))
 """
 
-from . import clip, composites, data, encode, feedback, layers, models, nn, rules, surrogate, train
+from . import clip, composites, data, encode, export, feedback, layers, models, nn, rules, surrogate, train
 from .engine import LFP, NonFiniteError
 from .neurons import LIF, LIFParameters, LIFState
 
@@ -22,6 +22,7 @@ __all__ = [
     "composites",
     "data",
     "encode",
+    "export",
     "feedback",
     "layers",
     "models",

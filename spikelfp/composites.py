@@ -12,7 +12,7 @@ Dropout, Dropout1d/2d/3d, AlphaDropout                      :class:`~spikelfp.ru
 AvgPool1d/2d/3d, AdaptiveAvgPool1d/2d/3d, ``sl.nn.Add``     :class:`~spikelfp.rules.EpsilonSum`
 MaxPool1d/2d/3d, AdaptiveMaxPool1d/2d/3d                    :class:`~spikelfp.rules.WinnerTakesAll`
 Flatten, Unflatten, Identity                                :class:`~spikelfp.rules.Reshape`
-``sl.LIF``                                                  :class:`~spikelfp.rules.MembraneSplit`
+``sl.LIF``, ``snntorch.Leaky``, norse ``LIFBoxCell``        :class:`~spikelfp.rules.MembraneSplit`
 ==========================================================  ==============================
 
 Named presets (:func:`get`), as in the paper (A.6.2):
@@ -120,6 +120,7 @@ class Mixed(Composite):
 
 
 def _default_map() -> LayerMap:
+    from .interop import neuron_types
     from .neurons import LIF
     from .nn import Add, Heaviside
 
@@ -151,32 +152,21 @@ def _default_map() -> LayerMap:
             (sums, rules.EpsilonSum()),
             (maxes, rules.WinnerTakesAll()),
             ((nn.Flatten, nn.Unflatten, nn.Identity), rules.Reshape()),
-            (LIF, rules.MembraneSplit()),
+            ((LIF, *neuron_types()), rules.MembraneSplit()),
         ]
     )
 
 
 class _Defaults(Composite):
-    """The defaults, built on first use (they import the neuron and nn modules)."""
+    """The defaults, built on first use (they import the neuron, nn and interop modules)."""
 
     def __init__(self) -> None:
         self._map: LayerMap | None = None
-        self._extra: list[Composite] = []
-
-    def register(self, composite: Composite) -> None:
-        """Add defaults for a new layer family (e.g. snnTorch's neurons) after the built-in ones."""
-        self._extra.append(composite)
 
     def rule_for(self, name, module):
         if self._map is None:
             self._map = _default_map()
-        rule = self._map.rule_for(name, module)
-        if rule is None:
-            for extra in self._extra:
-                rule = extra.rule_for(name, module)
-                if rule is not None:
-                    break
-        return rule
+        return self._map.rule_for(name, module)
 
 
 #: the rules of parameter-free layers, used wherever a composite has none

@@ -484,9 +484,14 @@ class MembraneSplit(Rule):
 
     def patch(self, module, name, run):
         lfp_methods = getattr(module, "lfp_methods", None)
-        if lfp_methods is None:
+        if lfp_methods is not None:
+            return lfp_methods(self, name, run)
+        from .interop import adapter_for
+
+        adapter = adapter_for(module)
+        if adapter is None:
             raise TypeError(
-                f"rule {self!r} cannot handle module '{name}' of type {type(module).__name__}; "
-                "it serves spiking neurons that implement lfp_methods() (spikelfp.LIF)"
+                f"rule {self!r} cannot handle module '{name}' of type {type(module).__name__}; it serves "
+                "spikelfp.LIF, snntorch.Leaky and norse's LIFBoxCell"
             )
-        return lfp_methods(self, name, run)
+        return adapter(module, self, name, run)
