@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import OrderedDict
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 

@@ -121,7 +121,7 @@ def test_snntorch_imports_zero_reset_model_with_identical_spikes():
         steps = [net(x[t]) for t in range(T)]
     got = torch.stack([s[0] if isinstance(s, tuple) else s for s in steps])  # (spikes, membrane) per step
     assert torch.equal(got, want)
-    assert isinstance([m for m in net.modules() if isinstance(m, snn.Leaky)][0], snn.Leaky)
+    assert isinstance(next(m for m in net.modules() if isinstance(m, snn.Leaky)), snn.Leaky)
 
 
 def test_snntorch_importer_flatten_bug_is_documented():
@@ -131,7 +131,7 @@ def test_snntorch_importer_flatten_bug_is_documented():
     from snntorch.import_nir import import_from_nir
 
     net = import_from_nir(export.to_nir(dense("zero", flat=False)))
-    flatten = [m for m in net.modules() if isinstance(m, nn.Flatten)][0]
+    flatten = next(m for m in net.modules() if isinstance(m, nn.Flatten))
     assert (flatten.start_dim, flatten.end_dim) == (0, -1)
 
 
@@ -209,5 +209,5 @@ def test_binary_load_refuses_foreign_files(tmp_path):
     export.save_binary(dense(), path)
     with h5py.File(path, "a") as f:
         f.attrs["architecture"] = '{"type": "os.system", "children": []}'
-    with pytest.raises(export.ExportError, match="unknown layer type 'os.system'"):
+    with pytest.raises(export.ExportError, match=r"unknown layer type 'os.system'"):
         export.load_binary(path)
