@@ -26,7 +26,7 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     methods = [f"lfp-{n}" for n in PRESETS] + ["gradient", "surrogate"]
     g = p.add_argument_group("what to train")
     g.add_argument("--model", default="snn-mlp", choices=list(REGISTRY), help="model (default: snn-mlp)")
-    g.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10"])
+    g.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10", "nmnist"])
     g.add_argument("--data-root", default=None, help="folder with the dataset's files")
     g.add_argument("--method", default="lfp-epsilon", choices=methods, help="LFP composite or gradient baseline")
     g = p.add_argument_group("optimisation (unset: the paper's setting for the model family)")

@@ -201,12 +201,12 @@ class Trainer:
         self.rank, self.world_size = rank, world_size
         torch.manual_seed(c.seed)
         if train_set is None:
-            train_set = datasets.load(c.dataset, train=True, root=c.data_root)
+            train_set = datasets.load(c.dataset, train=True, root=c.data_root, steps=c.steps)
         if test_set is None:
-            test_set = datasets.load(c.dataset, train=False, root=c.data_root)
+            test_set = datasets.load(c.dataset, train=False, root=c.data_root, steps=c.steps)
         self.train_set = train_set.subset(c.limit_train)
         self.test_set = test_set.subset(c.limit_test)
-        _, channels, size, _ = self.train_set.images.shape
+        channels, size, _ = self.train_set.sample_shape
         if model is None:
             model = models.build(c.model, channels, size, 10, beta=c.beta, threshold=c.threshold, reset=c.reset)
         self.model = model
@@ -235,7 +235,7 @@ class Trainer:
     def encode(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Static images to the model's input: time-first for spiking models."""
         c = self.config
-        if not self.spiking:
+        if not self.spiking or x.dim() == 5 and self.train_set.time_first:  # event frames are time-first
             return x
         if c.encoding == "constant":
             return encode.constant(x, c.steps)
