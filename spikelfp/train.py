@@ -235,7 +235,7 @@ class Trainer:
     def encode(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Static images to the model's input: time-first for spiking models."""
         c = self.config
-        if not self.spiking or x.dim() == 5 and self.train_set.time_first:  # event frames are time-first
+        if not self.spiking or (x.dim() == 5 and self.train_set.time_first):  # event frames are time-first
             return x
         if c.encoding == "constant":
             return encode.constant(x, c.steps)
