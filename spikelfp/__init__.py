@@ -6,7 +6,7 @@
 >>> lfp.backward(out, sl.feedback.SpikeSequence()(out, y))
 """
 
-from . import clip, composites, data, encode, export, feedback, layers, models, nn, rules, surrogate, train
+from . import clip, composites, data, distributed, encode, export, feedback, layers, models, nn, rules, surrogate, train
 from .engine import LFP, NonFiniteError
 from .neurons import LIF, LIFParameters, LIFState
 
@@ -21,6 +21,7 @@ __all__ = [
     "clip",
     "composites",
     "data",
+    "distributed",
     "encode",
     "export",
     "feedback",

@@ -73,10 +73,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from .data import DataError
+    from .distributed import init_from_env
     from .train import CheckpointError, Trainer, TrainingStopped
 
+    rank, world = init_from_env()  # torchrun: join its process group; else (0, 1)
     if args.threads:
         torch.set_num_threads(args.threads)
+    say = print if rank == 0 else (lambda *a, **k: None)
     if args.epochs is None and not args.resume:
         args.epochs = 1
     config = _config_from(args)
@@ -92,36 +95,44 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = type(config)(**{**saved, "epochs": epochs})
     else:
         out = Path(args.out or f"runs/{config.model}-{config.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if world > 1:  # every rank must use rank 0's folder
+            shared = [str(out)]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            out = Path(shared[0])
     try:
-        trainer = Trainer(config, out, progress=not args.no_progress)
+        trainer = Trainer(config, out, progress=not args.no_progress, rank=rank, world_size=world)
         if args.resume:
             trainer.load_checkpoint(args.resume)
-            print(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+            say(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
         c = trainer.config
-        print(
+        say(
             f"training {c.model} on {c.dataset} with {c.method} ({c.optimizer}, lr {c.lr}, batch {c.batch_size}"
             + (f", T={c.steps}, beta={c.beta}, {c.encoding} encoding" if trainer.spiking else "")
             + f") for {c.epochs} epoch(s)"
+            + (f" on {world} processes" if world > 1 else "")
         )
         metrics = trainer.fit()
     except (DataError, CheckpointError, TrainingStopped, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     if trainer._stop_requested:
-        print(f"interrupted: checkpoint saved in {out}; continue with: spikelfp train --resume {out}")
+        say(f"interrupted: checkpoint saved in {out}; continue with: spikelfp train --resume {out}")
         return 130
     for m in trainer.history:
-        print(
+        say(
             f"epoch {m['epoch']}: train accuracy {m['train_accuracy']:.4f}, test accuracy {m['test_accuracy']:.4f} "
             f"({m['seconds']:.0f} s)"
         )
     if metrics:
-        print(f"test accuracy: {metrics['test_accuracy']:.4f}")
+        say(f"test accuracy: {metrics['test_accuracy']:.4f}")
         if "firing_rates" in metrics:
-            print("firing rates (spikes per neuron and step):")
+            say("firing rates (spikes per neuron and step):")
             for name, rate in metrics["firing_rates"].items():
-                print(f"  layer {name}: {rate:.4f}")
-    print(f"run saved in {out}")
+                say(f"  layer {name}: {rate:.4f}")
+    say(f"run saved in {out}")
     return 0
 
 

@@ -213,6 +213,24 @@ def _checked(path: Path, sha256: str) -> bytes:
     return data
 
 
+def _order(n: int, shuffle: bool, generator, shard: tuple[int, int] | None) -> Tensor:
+    """Sample order of an epoch; with ``shard=(rank, world)``, this rank's share of it.
+
+    The order is padded by wrapping around to a multiple of ``world`` (as DistributedSampler does), so
+    every rank takes the same number of batches and DDP's collectives stay in step.
+    """
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    if shard is None:
+        return order
+    rank, world = shard
+    if not 0 <= rank < world:
+        raise ValueError(f"shard rank {rank} is not in [0, {world})")
+    total = -(-n // world) * world
+    if total > n:
+        order = torch.cat([order, order[: total - n]])
+    return order[rank::world]
+
+
 @dataclass
 class ImageSet:
     """Images ``(N, C, H, W)`` as ``uint8`` and labels ``(N,)`` as ``int64``, with the set's statistics."""
@@ -266,21 +284,24 @@ class ImageSet:
         generator: torch.Generator | None = None,
         standardize: bool = True,
         start: int = 0,
+        shard: tuple[int, int] | None = None,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """Float batches ``(x, y)``; with ``shuffle``, in the order of ``torch.randperm(generator)``.
 
-        ``start`` skips the first batches (to resume mid-epoch with the same order).
+        ``start`` skips the first batches (to resume mid-epoch with the same order); ``shard=(rank,
+        world)`` yields this process's share of the epoch (see :func:`_order`).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        order = _order(len(self), shuffle, generator, shard)
+        n = len(order)
         for i in range(start * batch_size, n, batch_size):
             idx = order[i : i + batch_size]
             yield self.to_float(self.images[idx], standardize), self.labels[idx]
 
-    def num_batches(self, batch_size: int) -> int:
-        return (len(self) + batch_size - 1) // batch_size
+    def num_batches(self, batch_size: int, world: int = 1) -> int:
+        per_rank = -(-len(self) // world)
+        return (per_rank + batch_size - 1) // batch_size
 
 
 def _idx_set(spec: _IdxSet, train: bool, root, download: bool) -> ImageSet:
@@ -469,15 +490,24 @@ class EventSet:
         """Sample ``i`` as ``(T, 2, 34, 34)`` float counts."""
         return torch.from_numpy(events_to_frames(self.events(int(i)), self.steps, self.sensor_size).astype(np.float32))
 
-    def num_batches(self, batch_size: int) -> int:
-        return (len(self) + batch_size - 1) // batch_size
+    def num_batches(self, batch_size: int, world: int = 1) -> int:
+        per_rank = -(-len(self) // world)
+        return (per_rank + batch_size - 1) // batch_size
 
-    def batches(self, batch_size: int, shuffle: bool = False, generator=None, standardize=None, start: int = 0):
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        generator=None,
+        standardize=None,
+        start: int = 0,
+        shard: tuple[int, int] | None = None,
+    ):
         """Batches ``(x, y)`` with ``x`` time-first ``(T, B, 2, 34, 34)``; ``standardize`` is ignored."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        order = _order(len(self), shuffle, generator, shard)
+        n = len(order)
         for k in range(start * batch_size, n, batch_size):
             idx = self.indices[order[k : k + batch_size]]
             x = torch.stack([self.frames(i) for i in idx.tolist()], dim=1)

@@ -210,7 +210,17 @@ class Trainer:
         if model is None:
             model = models.build(c.model, channels, size, 10, beta=c.beta, threshold=c.threshold, reset=c.reset)
         self.model = model
-        self.net = model  # what is called: the model, or its DistributedDataParallel wrapper
+        self.net: nn.Module = model  # what is called: the model, or its DistributedDataParallel wrapper
+        if world_size > 1:
+            if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+                raise RuntimeError("world_size > 1 needs torch.distributed.init_process_group() first")
+            # DDP's own all-reduce carries the LFP updates: they arrive in .grad through autograd. Summed
+            # feedback sums over ranks too, so W processes with batch B are one process with batch W·B.
+            self.net = nn.parallel.DistributedDataParallel(model)
+            if c.composite and c.reduction == "sum":
+                from .distributed import sum_updates
+
+                sum_updates(self.net)
         self.spiking = models.is_spiking(model)
         self.optimizer = make_optimizer(c.optimizer, model.parameters(), c.lr, c.momentum, c.weight_decay)
         self.scheduler = (
@@ -286,9 +296,21 @@ class Trainer:
     def _parameters_finite(self) -> bool:
         return bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all())
 
+    def _all_reduce(self, *values: Tensor) -> list[Tensor]:
+        """Sum tensors over ranks (identity in one process)."""
+        if self.world_size == 1:
+            return list(values)
+        stacked = torch.stack([v.double() for v in values])
+        torch.distributed.all_reduce(stacked)
+        return list(stacked.unbind())
+
     @torch.no_grad()
     def evaluate(self, dataset: datasets.ImageSet | None = None, batch_size: int = 500) -> dict[str, Any]:
-        """Accuracy and cross-entropy (on logits or spike counts); firing rates for spiking models."""
+        """Accuracy and cross-entropy (on logits or spike counts); firing rates for spiking models.
+
+        Under DDP every rank evaluates its shard and the counts are summed (a padded shard repeats
+        a few samples, as DistributedSampler does).
+        """
         dataset = self.test_set if dataset is None else dataset
         was_training = self.model.training
         self.model.eval()
@@ -306,18 +328,22 @@ class Trainer:
 
                     hooks.append(m.register_forward_hook(hook))
         generator = torch.Generator().manual_seed(12345)
+        shard = (self.rank, self.world_size) if self.world_size > 1 else None
         try:
-            for x, y in dataset.batches(batch_size, standardize=self.config.standardize):
+            for x, y in dataset.batches(batch_size, standardize=self.config.standardize, shard=shard):
                 out = self.model(self.encode(x, generator))
                 tally.add(self.logits_of(out), y)
         finally:
             for h in hooks:
                 h.remove()
             self.model.train(was_training)
-        n = max(tally.seen, 1)
-        result: dict[str, Any] = {"accuracy": float(tally.correct) / n, "loss": float(tally.loss) / n}
+        correct, loss, seen = self._all_reduce(tally.correct, tally.loss, torch.tensor(float(tally.seen)))
+        n = max(float(seen), 1.0)
+        result: dict[str, Any] = {"accuracy": float(correct) / n, "loss": float(loss) / n}
         if self.spiking:
-            result["firing_rates"] = {k: float(t) / max(c, 1) for k, (t, c) in rates.items()}
+            names = sorted(rates)
+            totals = self._all_reduce(*[torch.tensor([float(rates[k][0]), float(rates[k][1])]) for k in names])
+            result["firing_rates"] = {k: float(t[0]) / max(float(t[1]), 1.0) for k, t in zip(names, totals)}
         return result
 
     # ---- the loop ---------------------------------------------------------------------------------
@@ -355,8 +381,9 @@ class Trainer:
 
     def _run_epoch(self, tqdm) -> None:
         c = self.config
-        train = self._shard(self.train_set)
-        total = train.num_batches(c.batch_size)
+        train = self.train_set
+        shard = (self.rank, self.world_size) if self.world_size > 1 else None
+        total = train.num_batches(c.batch_size, self.world_size)
         start = self.step_in_epoch
         self.model.train()
         began = time.perf_counter()
@@ -373,6 +400,7 @@ class Trainer:
             generator=self._epoch_generator(self.epoch),
             standardize=c.standardize,
             start=start,
+            shard=shard,
         )
         try:
             for x, y in batches:
@@ -392,7 +420,7 @@ class Trainer:
                     bar.set_postfix(acc=f"{float(self._tally.correct) / max(self._tally.seen, 1):.3f}")
                 if c.checkpoint_every and self.global_step % c.checkpoint_every == 0:
                     self.save_checkpoint()
-                if self._stop_requested:
+                if self._stop_everywhere():
                     self.save_checkpoint()
                     return
         finally:
@@ -408,18 +436,29 @@ class Trainer:
                 f.write(json.dumps(metrics) + "\n")
         self.save_checkpoint()
 
+    def _stop_everywhere(self) -> bool:
+        """Whether any rank was interrupted (a collective decision, so no rank waits alone)."""
+        if self.world_size == 1:
+            return self._stop_requested
+        flag = torch.tensor(float(self._stop_requested))
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        self._stop_requested = bool(flag > 0)
+        return self._stop_requested
+
     def _epoch_metrics(self, elapsed: float) -> dict[str, Any]:
         tally = self._tally
-        seen = max(tally.seen, 1)
+        correct, loss, seen_t = self._all_reduce(tally.correct, tally.loss, torch.tensor(float(tally.seen)))
+        seen = max(float(seen_t), 1.0)
         test = self.evaluate()
         metrics: dict[str, Any] = {
             "epoch": self.epoch + 1,
-            "train_accuracy": float(tally.correct) / seen,
-            "train_loss": float(tally.loss) / seen,
+            "train_accuracy": float(correct) / seen,
+            "train_loss": float(loss) / seen,
             "test_accuracy": test["accuracy"],
             "test_loss": test["loss"],
             "seconds": round(elapsed, 3),
-            "samples_per_second": round(tally.seen / elapsed, 2) if elapsed > 0 else None,
+            "samples_per_second": round(float(seen_t) / elapsed, 2) if elapsed > 0 else None,
+            "processes": self.world_size,
             "lr": self.optimizer.param_groups[0]["lr"],
             "global_step": self.global_step,
         }
@@ -439,9 +478,6 @@ class Trainer:
             stats["parameter_mse"] = analysis.parameter_mse(self._stats_prev, current)
         self._stats_prev = current
         return stats
-
-    def _shard(self, dataset: datasets.ImageSet) -> datasets.ImageSet:
-        return dataset
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def _atomic_save(self, obj: dict, name: str) -> Path:

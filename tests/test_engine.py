@@ -186,8 +186,8 @@ def test_residual_add_splits_in_proportion():
     lfp.backward(out, r)
     h = block.fc(x).detach()
     z = h + x.detach()
-    share_x = x.detach() / (z + 1e-6 * torch.where(z >= 0, 1.0, -1.0))
-    share_h = h / (z + 1e-6 * torch.where(z >= 0, 1.0, -1.0))
+    share_x = x.detach() / (z + 1e-6 * torch.where(z >= 0, 1.0, -1.0).to(z.dtype))
+    share_h = h / (z + 1e-6 * torch.where(z >= 0, 1.0, -1.0).to(z.dtype))
     r_from_fc, _, _ = linear_reference("epsilon", x.detach(), block.fc.weight.detach(), None, share_h)
     torch.testing.assert_close(x.grad, share_x + r_from_fc, rtol=0, atol=1e-10)
 
@@ -304,6 +304,6 @@ def test_padding_modes_and_same_padding():
         lfp.backward(out, torch.ones_like(out))
         # ε-rule bookkeeping: Σ r_in + Σ b/stab(z)·r = Σ z/stab(z)·r (exact conservation as ε → 0)
         z = plain.detach()
-        stab = z + 1e-6 * torch.where(z >= 0, 1.0, -1.0)
+        stab = z + 1e-6 * torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
         bias_share = (conv.bias.detach().view(1, -1, 1, 1) / stab).sum()
         torch.testing.assert_close(x.grad.sum() + bias_share, (z / stab).sum(), rtol=1e-10, atol=1e-10)

@@ -1,0 +1,55 @@
+"""Several processes with PyTorch's own DistributedDataParallel (no hand-written communication).
+
+LFP writes ``p.grad = −Δp`` through autograd, so DDP all-reduces LFP updates like gradients. Two
+semantics are possible:
+
+- DDP's default **averages** the ranks' updates. With ``reduction="mean"`` feedback and no
+  normalisation, that is exactly one process that sees the union of the ranks' batches.
+- LFP's updates are **sums** over samples (LFP-SPEC §3), and max-normalisation erases the
+  feedback's batch scale below the output layer. :func:`sum_updates` makes DDP sum instead, so that
+  ``W`` processes with batches of ``B`` are one process with batches of ``W·B``, for any
+  per-sample normalisation. The Trainer uses it for ``reduction="sum"``.
+
+``normalize="max-batch"`` takes each rank's own maximum and so differs slightly from one process.
+"""
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["init_from_env", "sum_updates"]
+
+
+def _sum_hook(
+    state, bucket: dist.GradBucket
+) -> torch.futures.Future[torch.Tensor]:  # real annotations: DDP checks them
+    """DDP communication hook: all-reduce the bucket with SUM and no division by the world size."""
+    work = dist.all_reduce(bucket.buffer(), op=dist.ReduceOp.SUM, async_op=True)
+    return work.get_future().then(lambda fut: fut.value()[0])
+
+
+def sum_updates(ddp: nn.parallel.DistributedDataParallel) -> nn.parallel.DistributedDataParallel:
+    """Make ``ddp`` sum (not average) the updates of its ranks; returns ``ddp``."""
+    if not isinstance(ddp, nn.parallel.DistributedDataParallel):
+        raise TypeError(f"sum_updates needs a DistributedDataParallel model, got {type(ddp).__name__}")
+    ddp.register_comm_hook(None, _sum_hook)
+    return ddp
+
+
+def init_from_env() -> tuple[int, int]:
+    """Join the process group that ``torchrun`` describes in the environment; ``(rank, world)``.
+
+    Without ``torchrun`` (no ``WORLD_SIZE`` > 1) nothing happens and ``(0, 1)`` is returned. CPU runs use
+    the gloo backend, CUDA runs NCCL, and each process gets an equal share of the CPU threads.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    return dist.get_rank(), dist.get_world_size()
