@@ -136,12 +136,65 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import DataError
+    from .reproduce import EXPERIMENTS, run
+
+    if args.list:
+        for name, exp in EXPERIMENTS.items():
+            print(f"{name:22s} {exp.summary}")
+        return 0
+    if args.name is None:
+        print("error: name an experiment (spikelfp reproduce --list)", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    scale = "smoke" if args.smoke else ("quick" if args.quick else "full")
+    out = Path(args.out or f"runs/reproduce/{args.name}-{scale}")
+    options = {
+        k: v
+        for k, v in (
+            ("dataset", args.dataset),
+            ("model", args.model),
+            ("seeds", args.seeds),
+            ("pretrained", args.pretrained),
+        )
+        if v is not None
+    }
+    if args.sweep:
+        options["sweep"] = True
+    print(f"reproducing {args.name} ({scale}) into {out}")
+    try:
+        results = run(args.name, out, scale, **options)
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print((out / "table.md").read_text())
+    print(f"results: {out / 'results.json'}, figure: {out / 'figure.png'}")
+    return 0 if results else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spikelfp", description="Layer-wise Feedback Propagation for PyTorch")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a model (default: spiking MLP, LFP-ε, MNIST, 1 epoch)")
     _add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+    r = sub.add_parser("reproduce", help="run one of the paper's experiments (see --list)")
+    r.add_argument("name", nargs="?", help="a1-toy-reward, a3-depth, a4-shattering, fig4-snn-mnist, ...")
+    r.add_argument("--list", action="store_true", help="list the experiments")
+    r.add_argument("--quick", action="store_true", help="minutes on 2 CPU cores instead of the paper's scale")
+    r.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    r.add_argument("--out", default=None, help="run folder (default: runs/reproduce/<name>-<scale>)")
+    r.add_argument("--dataset", default=None, help="fig2/fig3: a substitute data set (fashion-mnist, mnist)")
+    r.add_argument("--model", default=None, help="fig4: snn-mlp (default) or snn-lenet")
+    r.add_argument("--sweep", action="store_true", help="fig4: the β × T × lr grid of Fig. A.4")
+    r.add_argument("--seeds", type=int, default=None, help="fig5: number of seeds")
+    r.add_argument("--pretrained", default=None, help="fig3: a torchvision VGG-16 state dict (.pth)")
+    r.add_argument("--threads", type=int, default=None)
+    r.set_defaults(func=cmd_reproduce)
     args = parser.parse_args(argv)
     return args.func(args)
 

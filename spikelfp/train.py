@@ -361,6 +361,10 @@ class Trainer:
         previous_handler = None
         with contextlib.suppress(ValueError):  # not in the main thread: no Ctrl-C handling
             previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        if c.stats and self._stats_prev is None:  # epoch 1's sign changes count from the initial weights
+            self._stats_prev = {
+                k: v.detach().clone() for k, v in self.model.state_dict().items() if v.is_floating_point()
+            }
         try:
             while self.epoch < c.epochs:
                 self._run_epoch(tqdm)
