@@ -3,6 +3,7 @@
     python benchmarks/accuracy.py fig5-lenet        # LeNet, SGD 1e-2 momentum 0.9, batch 32, 10 epochs
     python benchmarks/accuracy.py snn-mlp           # spiking MLP, Table 1 settings, 3 epochs
     python benchmarks/accuracy.py snn-lenet         # spiking LeNet, Table 1 settings, 3 epochs
+    python benchmarks/accuracy.py nmnist            # spiking LeNet on the N-MNIST subset
     python benchmarks/accuracy.py <suite> --only <name> [--epochs N] [--limit-train N]
 
 Each run writes its folder under runs/bench/<suite>/<name>/ (metrics.jsonl, checkpoints) and the
@@ -45,6 +46,13 @@ SUITES: dict[str, dict[str, dict]] = {
         ),
         "lfp-zplus-zminus": dict(model="snn-mlp", method="lfp-zplus-zminus", lr=1e-4, beta=0.9, steps=25, epochs=3),
         "surrogate": dict(model="snn-mlp", method="surrogate", lr=1e-3, beta=0.6, steps=25, epochs=3),
+    },
+    # N-MNIST subset (1000 train / 100 test), spiking LeNet on (T, B, 2, 34, 34) event frames
+    "nmnist": {
+        "lfp-epsilon": dict(model="snn-lenet", dataset="nmnist", method="lfp-epsilon", lr=1e-3, steps=10, epochs=15,
+                            batch_size=32),
+        "surrogate": dict(model="snn-lenet", dataset="nmnist", method="surrogate", lr=1e-3, beta=0.9, steps=10,
+                          epochs=15, batch_size=32),
     },
     "snn-lenet": {
         "lfp-epsilon": dict(model="snn-lenet", method="lfp-epsilon", lr=1e-3, beta=0.9, steps=25, epochs=3),

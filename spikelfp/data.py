@@ -231,8 +231,19 @@ def _order(n: int, shuffle: bool, generator, shard: tuple[int, int] | None) -> T
     return order[rank::world]
 
 
+class _Batches:
+    """What image and event sets share: their batch count per epoch (per rank under DDP)."""
+
+    def __len__(self) -> int:  # pragma: no cover - implemented by subclasses
+        raise NotImplementedError
+
+    def num_batches(self, batch_size: int, world: int = 1) -> int:
+        per_rank = -(-len(self) // world)
+        return (per_rank + batch_size - 1) // batch_size
+
+
 @dataclass
-class ImageSet:
+class ImageSet(_Batches):
     """Images ``(N, C, H, W)`` as ``uint8`` and labels ``(N,)`` as ``int64``, with the set's statistics."""
 
     images: Tensor
@@ -298,10 +309,6 @@ class ImageSet:
         for i in range(start * batch_size, n, batch_size):
             idx = order[i : i + batch_size]
             yield self.to_float(self.images[idx], standardize), self.labels[idx]
-
-    def num_batches(self, batch_size: int, world: int = 1) -> int:
-        per_rank = -(-len(self) // world)
-        return (per_rank + batch_size - 1) // batch_size
 
 
 def _idx_set(spec: _IdxSet, train: bool, root, download: bool) -> ImageSet:
@@ -448,7 +455,7 @@ def events_to_frames(events: np.ndarray, steps: int, sensor_size=NMNIST_SENSOR) 
 
 
 @dataclass
-class EventSet:
+class EventSet(_Batches):
     """Event streams turned into time-first frames per batch: ``(T, B, 2, 34, 34)`` event counts.
 
     ``events(i)`` returns sample ``i`` as tonic's structured array (fields x, y, t, p).
@@ -489,10 +496,6 @@ class EventSet:
     def frames(self, i: int) -> Tensor:
         """Sample ``i`` as ``(T, 2, 34, 34)`` float counts."""
         return torch.from_numpy(events_to_frames(self.events(int(i)), self.steps, self.sensor_size).astype(np.float32))
-
-    def num_batches(self, batch_size: int, world: int = 1) -> int:
-        per_rank = -(-len(self) // world)
-        return (per_rank + batch_size - 1) // batch_size
 
     def batches(
         self,

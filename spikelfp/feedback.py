@@ -43,7 +43,14 @@ def one_hot(target: Tensor, like: Tensor) -> Tensor:
 
 
 class Feedback:
-    """Base class: validates shapes and applies the batch reduction."""
+    """Base class: validates shapes and applies the batch reduction.
+
+    Subclasses implement :meth:`compute` on a detached output and a one-hot target; ``output_dims``
+    says whether the output is per sample ``(B, C)`` or time-first ``(T, B, C)``.
+    """
+
+    output_dims = 2
+    output_shape = "logits of shape (B, C)"
 
     def __init__(self, reduction: Reduction = "sum") -> None:
         if reduction not in ("sum", "mean"):
@@ -53,11 +60,12 @@ class Feedback:
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         if not isinstance(output, Tensor):
             raise TypeError(f"output must be a tensor, got {type(output).__name__}")
-        if output.dim() != 2:
-            raise ValueError(f"{type(self).__name__} expects logits of shape (B, C), got {tuple(output.shape)}")
+        if output.dim() != self.output_dims:
+            raise ValueError(f"{type(self).__name__} expects {self.output_shape}, got {tuple(output.shape)}")
         output = output.detach()
-        r = self.compute(output, one_hot(target, output))
-        return r / output.shape[0] if self.reduction == "mean" else r
+        one_step = output if self.output_dims == 2 else output[0]  # (B, C)
+        r = self.compute(output, one_hot(target, one_step))
+        return r / one_step.shape[0] if self.reduction == "mean" else r
 
     def compute(self, output: Tensor, y: Tensor) -> Tensor:
         raise NotImplementedError
@@ -116,15 +124,8 @@ class SpikeSequence(Feedback):
     uses ``T/2`` exactly. Predictions are by spike count (:func:`spike_count_prediction`).
     """
 
-    def __call__(self, output: Tensor, target: Tensor) -> Tensor:
-        if not isinstance(output, Tensor):
-            raise TypeError(f"output must be a tensor, got {type(output).__name__}")
-        if output.dim() != 3:
-            raise ValueError(f"SpikeSequence expects output spikes of shape (T, B, C), got {tuple(output.shape)}")
-        output = output.detach()
-        y = one_hot(target, output[0])
-        r = self.compute(output, y)
-        return r / output.shape[1] if self.reduction == "mean" else r
+    output_dims = 3
+    output_shape = "output spikes of shape (T, B, C)"
 
     def compute(self, output, y):
         steps = output.shape[0]
