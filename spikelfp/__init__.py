@@ -6,7 +6,22 @@
 >>> lfp.backward(out, sl.feedback.SpikeSequence()(out, y))
 """
 
-from . import clip, composites, data, distributed, encode, export, feedback, layers, models, nn, rules, surrogate, train
+from . import (
+    analysis,
+    clip,
+    composites,
+    data,
+    distributed,
+    encode,
+    export,
+    feedback,
+    layers,
+    models,
+    nn,
+    rules,
+    surrogate,
+    train,
+)
 from .engine import LFP, NonFiniteError
 from .neurons import LIF, LIFParameters, LIFState
 
@@ -18,6 +33,7 @@ __all__ = [
     "LIFParameters",
     "LIFState",
     "NonFiniteError",
+    "analysis",
     "clip",
     "composites",
     "data",

@@ -5,8 +5,9 @@
   magnitude, globally or per layer (Fig. 5 III);
 - :func:`median_over_p75`: the median absolute weight normalised by the 75th percentile (Fig. 5 IV);
 - :func:`parameter_mse`: mean squared difference between two checkpoints (Fig. A.6);
-- :func:`input_signal` and :func:`shattering`: the signal a method sends back to the input, and how
-  correlated it is between neighbouring inputs (A.4; Balduzzi et al. 2017).
+- :func:`input_signal`, :func:`shattering` and :func:`roughness`: the signal a method sends back to the
+  input, how correlated it is between neighbouring inputs, and how much it oscillates (A.4; Balduzzi
+  et al. 2017).
 
 States are ``{name: tensor}`` mappings (``model.state_dict()``) or models.
 """
@@ -28,6 +29,7 @@ __all__ = [
     "parameter_stats",
     "prune_magnitude",
     "pruning_curve",
+    "roughness",
     "shattering",
     "sign_changes",
 ]
@@ -146,21 +148,25 @@ def input_signal(
     x: Tensor,
     method: str = "gradient",
     output_feedback: Tensor | None = None,
-    normalize: str | None = "max",
+    normalize: str | None = "max-batch",
 ) -> Tensor:
     """The signal a method sends back to the input ``x`` (A.4): ``gradient`` or ``lfp-<composite>``.
 
-    The output receives ``output_feedback`` (default: 1 at output unit 0). For gradients, the signal
-    is max-normalised per sample after every layer like LFP's (``normalize="max"``), as A.4 does.
+    The output receives ``output_feedback`` (default: 1 at output unit 0). The signal leaving every
+    layer is max-normalised as A.4 does, for gradients and LFP alike: ``"max-batch"`` (one maximum over
+    all inputs, which keeps the signal's shape along the inputs), ``"max"`` (per input: a 1-d input's
+    signal becomes its sign) or None.
     """
     x = x.detach().clone().requires_grad_(True)
     if method == "gradient":
         hooks = []
-        if normalize == "max":
+        if normalize is not None:
             from .clip import max_normalize
 
+            per = "batch" if normalize == "max-batch" else "sample"
+
             def norm_hook(module, grad_input, grad_output):
-                return tuple(None if g is None else max_normalize(g) for g in grad_input)
+                return tuple(None if g is None else max_normalize(g, per=per) for g in grad_input)
 
             hooks = [m.register_full_backward_hook(norm_hook) for m in model.modules() if isinstance(m, nn.Linear)]
         try:
@@ -196,6 +202,22 @@ def shattering(signal: Tensor) -> float:
     if s.shape[0] < 3:
         raise ValueError("shattering needs at least 3 ordered inputs")
     a, b = s[:-1].reshape(-1), s[1:].reshape(-1)
+    if torch.equal(a, b):  # a constant signal: neighbours are identical
+        return 1.0
     a, b = a - a.mean(), b - b.mean()
     den = float(a.norm() * b.norm())
     return float((a * b).sum()) / den if den > 0 else 0.0
+
+
+def roughness(signal: Tensor) -> float:
+    """Total variation over range of a 1-d signal along ordered inputs: ``Σ|s[k+1] − s[k]| / (max − min)``.
+
+    1 for a monotone signal, 2 for a single bump, and large for a shattered, noise-like one. Unlike
+    the neighbour correlation it does not saturate for random-walk-like signals, and one outlier does
+    not dominate it. A constant signal gives 0.
+    """
+    s = signal.detach().double().reshape(-1)
+    if s.numel() < 2:
+        raise ValueError("roughness needs at least 2 ordered inputs")
+    spread = float(s.max() - s.min())
+    return float((s[1:] - s[:-1]).abs().sum()) / spread if spread > 0 else 0.0

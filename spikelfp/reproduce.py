@@ -243,13 +243,15 @@ def a4_shattering(out: Path, scale: str = "full", **_) -> dict:
     depths = _pick(scale, [1, 4], [1, 5, 20, 50], [1, 2, 5, 10, 20, 50, 100, 200, 500])
     methods = ["gradient", "lfp-epsilon", "lfp-zplus-zminus", "lfp-alpha2-beta1"]
     corr: dict[str, dict[str, float]] = {m: {} for m in methods}
+    rough: dict[str, dict[str, float]] = {m: {} for m in methods}
     signals: dict[str, dict[int, list[float]]] = {m: {} for m in methods}
     for depth in depths:
         torch.manual_seed(0)
         model = models.deep_mlp(depth, 200, in_features=1, num_classes=2).double()
         for method in methods:
-            s = analysis.input_signal(model, x.double(), method, normalize="max")[:, 0]
+            s = analysis.input_signal(model, x.double(), method, normalize="max-batch")[:, 0]
             corr[method][str(depth)] = analysis.shattering(s)
+            rough[method][str(depth)] = analysis.roughness(s)
             signals[method][depth] = s.tolist()
     shown = [d for d in depths if d in (1, 5, 20, 50, 500)] or depths
     fig, ax = plt.subplots(

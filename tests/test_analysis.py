@@ -73,6 +73,15 @@ def test_shattering_of_smooth_and_noise_signals():
     assert analysis.shattering(torch.sin(x)) > 0.99
     noise = torch.randn(4000, generator=torch.Generator().manual_seed(0))
     assert abs(analysis.shattering(noise)) < 0.05
+    assert analysis.shattering(torch.full((10,), 3.0)) == 1.0
+
+
+def test_roughness_of_known_signals():
+    x = torch.linspace(-1, 1, 101)
+    assert analysis.roughness(x) == pytest.approx(1.0)
+    assert analysis.roughness(1 - x.abs()) == pytest.approx(2.0)
+    assert analysis.roughness(torch.tensor([0.0, 1.0] * 50)) == pytest.approx(99.0)
+    assert analysis.roughness(torch.ones(5)) == 0.0
 
 
 def test_input_signal_of_a_linear_model_equals_its_weights():
