@@ -270,17 +270,17 @@ def a4_shattering(out: Path, scale: str = "full", **_) -> dict:
         ax[-1][j].axis("off")
     big = fig.add_subplot(len(methods) + 1, 1, len(methods) + 1)
     for method in methods:
-        big.plot(depths, [corr[method][str(d)] for d in depths], marker="o", label=method)
-    big.set(xscale="log", xlabel="hidden layers", ylabel="neighbour correlation")
+        big.plot(depths, [rough[method][str(d)] for d in depths], marker="o", label=method)
+    big.set(xscale="log", yscale="log", xlabel="hidden layers", ylabel="roughness (total variation / range)")
     big.legend(fontsize=7)
-    rows = [[m, d, corr[m][str(d)]] for m in methods for d in depths]
+    rows = [[m, d, rough[m][str(d)], corr[m][str(d)]] for m in methods for d in depths]
     return _write(
         out,
-        {"scale": scale, "neighbour_correlation": corr},
-        ["method", "hidden layers", "correlation"],
+        {"scale": scale, "roughness": rough, "neighbour_correlation": corr},
+        ["method", "hidden layers", "roughness", "neighbour correlation"],
         rows,
         fig,
-        "A.4 shattering: correlation of the input signal between neighbouring inputs",
+        "A.4 shattering: the signal at the input against depth (roughness 1 = monotone, 2 = one bump)",
     )
 
 
