@@ -49,10 +49,19 @@ SUITES: dict[str, dict[str, dict]] = {
     },
     # N-MNIST subset (1000 train / 100 test), spiking LeNet on (T, B, 2, 34, 34) event frames
     "nmnist": {
-        "lfp-epsilon": dict(model="snn-lenet", dataset="nmnist", method="lfp-epsilon", lr=1e-3, steps=10, epochs=15,
-                            batch_size=32),
-        "surrogate": dict(model="snn-lenet", dataset="nmnist", method="surrogate", lr=1e-3, beta=0.9, steps=10,
-                          epochs=15, batch_size=32),
+        "lfp-epsilon": dict(
+            model="snn-lenet", dataset="nmnist", method="lfp-epsilon", lr=1e-3, steps=10, epochs=15, batch_size=32
+        ),
+        "surrogate": dict(
+            model="snn-lenet",
+            dataset="nmnist",
+            method="surrogate",
+            lr=1e-3,
+            beta=0.9,
+            steps=10,
+            epochs=15,
+            batch_size=32,
+        ),
     },
     "snn-lenet": {
         "lfp-epsilon": dict(model="snn-lenet", method="lfp-epsilon", lr=1e-3, beta=0.9, steps=25, epochs=3),

@@ -33,11 +33,13 @@ def main() -> None:
         trainer = Trainer(config, run, train_set=test.subset(10), test_set=test, progress=False)
         trainer.model.load_state_dict(state)
         entry = {"float": trainer.evaluate()["accuracy"]}
-        for scale in ("row-mean-abs", "tensor-mean-abs"):
+        for scale in ("row-mean-abs", "row-rms", "tensor-mean-abs"):
             trainer.model.load_state_dict(sl.export.binarize(trainer.model, scale).state_dict())
             entry[f"binary-{scale}"] = trainer.evaluate()["accuracy"]
             trainer.model.load_state_dict(state)
+        entry["weight_median_over_p75"] = sl.analysis.median_over_p75(trainer.model)
         init = Trainer(config, run, train_set=test.subset(10), test_set=test, progress=False).model
+        entry["weight_median_over_p75_at_init"] = sl.analysis.median_over_p75(init)
         entry["sign_changes_from_init"] = sl.analysis.sign_changes(init, trainer.model)
         entry["sign_changes_from_init"].pop("per_tensor")
         result["models"][name] = entry

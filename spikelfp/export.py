@@ -473,11 +473,13 @@ def _weighted(model: nn.Module):
 def _row_scale(w: torch.Tensor, scale: str) -> torch.Tensor:
     if scale == "row-mean-abs":
         return w.abs().reshape(w.shape[0], -1).mean(dim=1)
+    if scale == "row-rms":  # keeps every row's L2 norm, so input currents keep their size
+        return w.reshape(w.shape[0], -1).pow(2).mean(dim=1).sqrt()
     if scale == "tensor-mean-abs":
         return w.abs().mean().expand(w.shape[0]).clone()
     if scale == "none":
         return torch.ones(w.shape[0], dtype=w.dtype, device=w.device)
-    raise ValueError(f"scale must be 'row-mean-abs', 'tensor-mean-abs' or 'none', got {scale!r}")
+    raise ValueError(f"scale must be 'row-mean-abs', 'row-rms', 'tensor-mean-abs' or 'none', got {scale!r}")
 
 
 def _signs(w: torch.Tensor) -> torch.Tensor:
@@ -487,8 +489,8 @@ def _signs(w: torch.Tensor) -> torch.Tensor:
 def binarize(model: nn.Module, scale: str = "row-mean-abs") -> nn.Module:
     """A copy of ``model`` whose Linear/Conv weights are ``sign(w)·α_row`` (biases kept).
 
-    ``scale``: ``"row-mean-abs"`` (``α_row = mean |w_row|``, the default), ``"tensor-mean-abs"`` or
-    ``"none"`` (``α = 1``).
+    ``scale``: ``"row-mean-abs"`` (``α_row = mean |w_row|``, the default), ``"row-rms"`` (``α_row =
+    ‖w_row‖/√n``, which keeps each row's norm), ``"tensor-mean-abs"`` or ``"none"`` (``α = 1``).
     """
     out = copy.deepcopy(model)
     with torch.no_grad():
