@@ -167,7 +167,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         options["sweep"] = True
     print(f"reproducing {args.name} ({scale}) into {out}")
     try:
-        results = run(args.name, out, scale, **options)
+        results = run(args.name, out, scale, progress=not args.no_progress, **options)
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", type=int, default=None, help="fig5: number of seeds")
     r.add_argument("--pretrained", default=None, help="fig3: a torchvision VGG-16 state dict (.pth)")
     r.add_argument("--threads", type=int, default=None)
+    r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_reproduce)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -38,9 +38,14 @@ def _pick(scale: str, smoke, quick, full):
     return {"smoke": smoke, "quick": quick, "full": full}[scale]
 
 
+_PROGRESS = {"on": False}
+
+
 def _train(settings: dict, out: Path, train_set, test_set, model: nn.Module | None = None) -> Trainer:
     """Train one run, resuming from its checkpoint when one exists (and finishing it if complete)."""
-    trainer = Trainer(Config(**settings), out, model=model, train_set=train_set, test_set=test_set, progress=False)
+    trainer = Trainer(
+        Config(**settings), out, model=model, train_set=train_set, test_set=test_set, progress=_PROGRESS["on"]
+    )
     if (out / "checkpoint.pt").exists():
         trainer.load_checkpoint(out)
     trainer.fit()
@@ -642,10 +647,14 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
-def run(name: str, out: str | Path, scale: str = "full", **options) -> dict:
-    """Run one experiment of :data:`EXPERIMENTS` at ``scale`` (``full``, ``quick`` or ``smoke``)."""
+def run(name: str, out: str | Path, scale: str = "full", progress: bool = True, **options) -> dict:
+    """Run one experiment of :data:`EXPERIMENTS` at ``scale`` (``full``, ``quick`` or ``smoke``).
+
+    ``progress`` shows a progress bar per training epoch.
+    """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
     if scale not in ("full", "quick", "smoke"):
         raise ValueError(f"scale must be full, quick or smoke, got {scale!r}")
+    _PROGRESS["on"] = bool(progress) and scale != "smoke"
     return EXPERIMENTS[name].fn(Path(out), scale, **options)
