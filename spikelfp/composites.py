@@ -120,7 +120,6 @@ class Mixed(Composite):
 
 
 def _default_map() -> LayerMap:
-    from .interop import neuron_types
     from .neurons import LIF
     from .nn import Add, Heaviside
 
@@ -152,7 +151,7 @@ def _default_map() -> LayerMap:
             (sums, rules.EpsilonSum()),
             (maxes, rules.WinnerTakesAll()),
             ((nn.Flatten, nn.Unflatten, nn.Identity), rules.Reshape()),
-            ((LIF, *neuron_types()), rules.MembraneSplit()),
+            (LIF, rules.MembraneSplit()),
         ]
     )
 
@@ -166,7 +165,13 @@ class _Defaults(Composite):
     def rule_for(self, name, module):
         if self._map is None:
             self._map = _default_map()
-        return self._map.rule_for(name, module)
+        rule = self._map.rule_for(name, module)
+        if rule is None:
+            from .interop import adapter_for
+
+            if adapter_for(module) is not None:  # snnTorch's and norse's neurons
+                rule = rules.MembraneSplit()
+        return rule
 
 
 #: the rules of parameter-free layers, used wherever a composite has none

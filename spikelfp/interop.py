@@ -19,6 +19,7 @@ errors that name the module. norse 1.1 has no multi-step ``LIFBox`` module; its 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -113,35 +114,26 @@ def _norse_lif_box_cell(module: nn.Module, rule: MembraneSplit, name: str, run) 
     return {"forward": forward}
 
 
-def _registry() -> list[tuple[type, Callable]]:
-    entries: list[tuple[type, Callable]] = []
-    try:
-        import snntorch
-
-        entries.append((snntorch.Leaky, _snntorch_leaky))
-    except ImportError:
-        pass
-    try:
-        from norse.torch import LIFBoxCell
-
-        entries.append((LIFBoxCell, _norse_lif_box_cell))
-    except ImportError:
-        pass
-    return entries
-
-
-_REGISTRY: list[tuple[type, Callable]] | None = None
+# (module that defines the class, class name, adapter). A model holding one of these neurons has
+# imported its library already, so the lookup reads sys.modules and never imports anything itself.
+_KNOWN = (
+    ("snntorch._neurons.leaky", "Leaky", _snntorch_leaky),
+    ("norse.torch.module.lif_box", "LIFBoxCell", _norse_lif_box_cell),
+)
 
 
 def _entries() -> list[tuple[type, Callable]]:
-    global _REGISTRY
-    if _REGISTRY is None:
-        _REGISTRY = _registry()
-    return _REGISTRY
+    entries = []
+    for module_name, class_name, adapter in _KNOWN:
+        module = sys.modules.get(module_name)
+        cls = getattr(module, class_name, None) if module is not None else None
+        if isinstance(cls, type):
+            entries.append((cls, adapter))
+    return entries
 
 
 def neuron_types() -> tuple[type, ...]:
-    """The foreign neuron classes LFP can run (those whose library is installed)."""
+    """The foreign neuron classes LFP can run, among those already imported."""
     return tuple(cls for cls, _ in _entries())
 
 
