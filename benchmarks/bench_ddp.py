@@ -77,6 +77,7 @@ def worker(rank: int, world: int, init: str, out: str, steps: int, T: int, threa
         if rank == 0:
             with open(out, "w") as f:
                 json.dump({"step_s": with_sync, "step_no_sync_s": without}, f)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -117,6 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     finally:
         if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # no rank tears gloo down while another still communicates
             torch.distributed.destroy_process_group()
     if trainer._stop_requested:
         say(f"interrupted: checkpoint saved in {out}; continue with: spikelfp train --resume {out}")

@@ -19,23 +19,36 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["init_from_env", "sum_updates"]
+__all__ = ["Reduction", "init_from_env", "sum_updates"]
 
 
-def _sum_hook(
-    state, bucket: dist.GradBucket
-) -> torch.futures.Future[torch.Tensor]:  # real annotations: DDP checks them
-    """DDP communication hook: all-reduce the bucket with SUM and no division by the world size."""
-    work = dist.all_reduce(bucket.buffer(), op=dist.ReduceOp.SUM, async_op=True)
+class Reduction:
+    """The state of the hook :func:`sum_updates` installs: ``mode`` is ``"sum"`` or ``"mean"``.
+
+    Switch it per step when one run mixes summed LFP updates and averaged gradients (gradient
+    pre-training); the Trainer does.
+    """
+
+    def __init__(self, mode: str = "sum") -> None:
+        self.mode = mode
+
+
+def _hook(state: Reduction, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:  # DDP checks these
+    """DDP communication hook: all-reduce the bucket by SUM; in "mean" mode divide by the world size first."""
+    buffer = bucket.buffer()
+    if state.mode == "mean":
+        buffer.div_(dist.get_world_size())
+    work = dist.all_reduce(buffer, op=dist.ReduceOp.SUM, async_op=True)
     return work.get_future().then(lambda fut: fut.value()[0])
 
 
-def sum_updates(ddp: nn.parallel.DistributedDataParallel) -> nn.parallel.DistributedDataParallel:
-    """Make ``ddp`` sum (not average) the updates of its ranks; returns ``ddp``."""
+def sum_updates(ddp: nn.parallel.DistributedDataParallel) -> Reduction:
+    """Make ``ddp`` sum (not average) the updates of its ranks; returns the hook's :class:`Reduction`."""
     if not isinstance(ddp, nn.parallel.DistributedDataParallel):
         raise TypeError(f"sum_updates needs a DistributedDataParallel model, got {type(ddp).__name__}")
-    ddp.register_comm_hook(None, _sum_hook)
-    return ddp
+    state = Reduction("sum")
+    ddp.register_comm_hook(state, _hook)
+    return state
 
 
 def init_from_env() -> tuple[int, int]:

@@ -211,6 +211,7 @@ class Trainer:
             model = models.build(c.model, channels, size, 10, beta=c.beta, threshold=c.threshold, reset=c.reset)
         self.model = model
         self.net: nn.Module = model  # what is called: the model, or its DistributedDataParallel wrapper
+        self._reduction = None  # DDP's all-reduce mode for summed LFP updates (see distributed.sum_updates)
         if world_size > 1:
             if not torch.distributed.is_available() or not torch.distributed.is_initialized():
                 raise RuntimeError("world_size > 1 needs torch.distributed.init_process_group() first")
@@ -220,7 +221,7 @@ class Trainer:
             if c.composite and c.reduction == "sum":
                 from .distributed import sum_updates
 
-                sum_updates(self.net)
+                self._reduction = sum_updates(self.net)
         self.spiking = models.is_spiking(model)
         self.optimizer = make_optimizer(c.optimizer, model.parameters(), c.lr, c.momentum, c.weight_decay)
         self.scheduler = (
@@ -265,6 +266,8 @@ class Trainer:
         """One optimizer step on a batch; returns the output (detached)."""
         c = self.config
         xin = self.encode(x)
+        if self._reduction is not None:  # LFP steps sum over ranks; gradient pre-training steps average
+            self._reduction.mode = "sum" if self.uses_lfp() else "mean"
         if self.uses_lfp():
             out = self.lfp(xin)
             if not torch.isfinite(out).all():

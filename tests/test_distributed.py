@@ -69,6 +69,7 @@ def worker(rank, kind, mode, init_file, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         torch.save(train(kind, mode, rank), os.path.join(out_dir, f"{rank}.pt"))
+        dist.barrier()  # no rank tears gloo down while the other still communicates
     finally:
         dist.destroy_process_group()
 
@@ -102,6 +103,8 @@ def trainer_worker(rank, init_file, out_dir, data_dir):
             {"params": [p.detach() for p in trainer.model.parameters()], "metrics": metrics},
             os.path.join(out_dir, f"trainer{rank}.pt"),
         )
+        del trainer
+        dist.barrier()  # no rank tears gloo down while the other still communicates
     finally:
         dist.destroy_process_group()
 
