@@ -153,6 +153,8 @@ class LFP:
         input the maximum of a sample is over all steps and features. ``"max-batch"`` divides by one
         maximum over the whole batch instead, which keeps how much each sample contributes: the
         feedback of a learned sample stays small, so training converges (see benchmarks/RESULTS.md).
+        In a user's own time loop (``with lfp:`` and one call per step) each call sees one step, so
+        the maximum is taken per step rather than over all steps.
     check_finite
         Raise :class:`NonFiniteError` rather than write a non-finite update (one reduction per layer).
 
