@@ -398,7 +398,7 @@ class Trainer:
             total=total,
             initial=start,
             desc=f"epoch {self.epoch + 1}/{c.epochs}",
-            disable=not self.progress or self.rank != 0,
+            disable=True if (not self.progress or self.rank != 0) else None,  # None: off when not a TTY
             leave=False,
         )
         batches = train.batches(
