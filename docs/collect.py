@@ -1,6 +1,6 @@
 """Copy the figures and tables of finished `spikelfp reproduce` runs into docs/ (for RESULTS.md).
 
-    python docs/collect.py [runs/reproduce]
+python docs/collect.py [runs/reproduce]
 """
 
 import shutil
