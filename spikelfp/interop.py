@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from .neurons import LIFParameters, _StepLFP
 from .rules import MembraneSplit, Site, _PassThroughFunction
 
-__all__ = ["adapter_for", "neuron_types"]
+__all__ = ["adapter_for"]
 
 
 def _scalar(module: nn.Module, name: str, value: Any) -> float:
@@ -130,11 +130,6 @@ def _entries() -> list[tuple[type, Callable]]:
         if isinstance(cls, type):
             entries.append((cls, adapter))
     return entries
-
-
-def neuron_types() -> tuple[type, ...]:
-    """The foreign neuron classes LFP can run, among those already imported."""
-    return tuple(cls for cls, _ in _entries())
 
 
 def adapter_for(module: nn.Module) -> Callable | None:

@@ -42,12 +42,6 @@ class LinearOp:
         dims = [d for d in range(s.dim()) if d != self.channel_dim % s.dim()]
         return s.sum(dim=dims)
 
-    def bias_view(self, b: Tensor, z: Tensor) -> Tensor:
-        """``b`` shaped to broadcast against ``z``."""
-        shape = [1] * z.dim()
-        shape[self.channel_dim % z.dim()] = -1
-        return b.view(shape)
-
 
 @dataclass(frozen=True)
 class Dense(LinearOp):

@@ -378,11 +378,6 @@ class LIF(nn.Module):
         spikes, u = _Step.apply(x, v, s, self.params, self.surrogate)
         return spikes, LIFState(u, spikes)
 
-    def init_state(self, like: Tensor) -> LIFState:
-        """The resting state for one step of input shaped like ``like`` (``(B, …)``)."""
-        zero = torch.zeros_like(like)
-        return LIFState(zero, zero.clone())
-
     # ---- LFP ----------------------------------------------------------------------------------------
     def lfp_methods(self, rule: MembraneSplit, name: str, run: Run):
         """The forward and step methods the engine installs while LFP is attached."""

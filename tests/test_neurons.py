@@ -52,6 +52,16 @@ def test_step_mode_equals_multi_step(reset):
     assert torch.equal(state.v, final.v) and torch.equal(membranes[-1], state.v)
 
 
+def test_pure_step_function_equals_module():
+    current = torch.rand(6, 3, 4) * 2
+    p = sl.LIFParameters(0.8, 1.0, "zero")
+    state, mine = None, []
+    for t in range(6):
+        s, state = sl.neurons.lif_step(current[t], state, p)
+        mine.append(s)
+    assert torch.equal(torch.stack(mine), sl.LIF(0.8, 1.0, "zero")(current))
+
+
 def test_multi_step_continues_from_state():
     current = torch.rand(10, 2, 6) * 2
     lif = sl.LIF(0.9)
