@@ -334,6 +334,7 @@ def fig4_snn_mnist(out: Path, scale: str = "full", model: str = "snn-mlp", sweep
             accs = results[f"{encoding}/{name}"]
             a.plot(range(1, len(accs) + 1), accs, marker="o", label=name)
         a.set(title=f"{model}, T={steps}, {encoding} encoding", xlabel="epoch")
+        a.xaxis.get_major_locator().set_params(integer=True)
         a.legend(fontsize=7)
     ax[0].set_ylabel("test accuracy")
     return _write(
@@ -455,6 +456,8 @@ def fig5_finetune_prune(out: Path, scale: str = "full", seeds: int | None = None
         keep = max((f for f, a in r["pruning"] if a >= r["pruning"][0][1] - 0.01), default=0.0)
         rows.append([name, r["accuracy"][-1], int(sum(r["sign_changes"][1:])), keep, r["median_over_p75"][-1]])
         r["largest_fraction_pruned_within_1pt"] = keep
+    for a in (ax[0], ax[1], ax[3]):
+        a.xaxis.get_major_locator().set_params(integer=True)
     ax[0].set(title="I: test accuracy", xlabel="epoch")
     ax[1].set(title="II: sign changes vs previous epoch", xlabel="epoch", yscale="symlog")
     ax[2].set(title="III: magnitude pruning", xlabel="fraction of weights pruned", ylabel="test accuracy")
