@@ -54,7 +54,13 @@ class Run:
 
     # ---- spikes: stored compactly for the backward pass -----------------------------------------
     def register_spikes(self, spikes: Tensor, compact: Tensor) -> None:
-        """Remember that ``spikes`` (float 0/1) equals ``compact`` (bool), for :meth:`compact`."""
+        """Remember that ``spikes`` (float 0/1) equals ``compact`` (bool), for :meth:`compact`.
+
+        Entries whose float tensor is gone are dropped here, so a long ``with lfp:`` step loop (which
+        never ends a forward through :meth:`LFP.__call__`) holds only the spikes still alive.
+        """
+        for key in [k for k, (ref, _) in self._spikes.items() if ref() is None]:
+            del self._spikes[key]
         self._spikes[spikes.untyped_storage().data_ptr()] = (weakref.ref(spikes), compact)
 
     def compact(self, x: Tensor) -> Tensor:

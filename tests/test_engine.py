@@ -307,3 +307,12 @@ def test_padding_modes_and_same_padding():
         stab = z + 1e-6 * torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
         bias_share = (conv.bias.detach().view(1, -1, 1, 1) / stab).sum()
         torch.testing.assert_close(x.grad.sum() + bias_share, (z / stab).sum(), rtol=1e-10, atol=1e-10)
+
+
+def test_spike_registry_holds_only_live_spikes_in_a_step_loop():
+    net = nn.Sequential(nn.Linear(4, 6), sl.LIF(0.9), nn.Linear(6, 2), sl.LIF(0.9))
+    with sl.LFP(net, "epsilon") as lfp:
+        for _ in range(20):
+            out = net(torch.rand(3, 2, 4) * 3)  # multi-step calls without lfp(): no end-of-forward
+            del out
+        assert len(lfp.run._spikes) <= 2
