@@ -115,7 +115,8 @@ class Run:
             r_in = max_normalize(r_in, layout, per, inplace=True)
         if self.check_finite:
             self.ensure_finite(name, r_in=r_in, dw=dw, db=db)
-        return r_in, (None if dw is None else dw.neg()), (None if db is None else db.neg())
+        # the rules return fresh tensors: negate in place (no copy of a weight-sized tensor)
+        return r_in, (None if dw is None else dw.neg_()), (None if db is None else db.neg_())
 
     def ensure_finite(self, name: str, **tensors: Tensor | None) -> None:
         """Raise :class:`NonFiniteError` unless every tensor is finite.
@@ -133,7 +134,7 @@ class Run:
             raise NonFiniteError(
                 f"LFP produced non-finite values ({', '.join(bad)}) at layer '{name}'; nothing non-finite "
                 "was written to .grad, but layers nearer the output may hold partial updates: zero the "
-                "gradients before the next step (lower the learning rate, or use normalize='max')"
+                "gradients before the next step (lower the learning rate, or normalise: normalize='max-batch')"
             )
 
 
