@@ -295,7 +295,8 @@ class LFP:
             If the feedback's shape differs from the output's, either holds NaN or Inf, or the
             output was not produced by this engine with grad enabled.
         NonFiniteError
-            If a feedback or update becomes non-finite on the way; it is never written to ``.grad``.
+            (a ValueError) If the output or feedback holds NaN or Inf, or a feedback or update becomes
+            non-finite on the way; nothing non-finite is ever written to ``.grad``.
         """
         if not isinstance(output, Tensor) or not isinstance(feedback, Tensor):
             raise TypeError(
@@ -304,9 +305,9 @@ class LFP:
         if feedback.shape != output.shape:
             raise ValueError(f"feedback shape {tuple(feedback.shape)} differs from output shape {tuple(output.shape)}")
         if not torch.isfinite(output).all():
-            raise ValueError("the model output contains NaN or Inf; no update was written")
+            raise NonFiniteError("non-finite model output: the output contains NaN or Inf; no update was written")
         if not torch.isfinite(feedback).all():
-            raise ValueError("the feedback contains NaN or Inf; no update was written")
+            raise NonFiniteError("non-finite feedback: the feedback contains NaN or Inf; no update was written")
         if output.grad_fn is None:
             raise ValueError(
                 "the output carries no LFP graph: produce it with `out = lfp(x)` while grad is enabled "

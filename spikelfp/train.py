@@ -270,9 +270,7 @@ class Trainer:
             self._reduction.mode = "sum" if self.uses_lfp() else "mean"
         if self.uses_lfp():
             out = self.lfp(xin)
-            if not torch.isfinite(out).all():
-                raise NonFiniteError("the model output became non-finite")
-            self.lfp.backward(out, self.feedback_fn(out, y))
+            self.lfp.backward(out, self.feedback_fn(out, y))  # NonFiniteError on a NaN/Inf output
             if c.clip:
                 clipping.adaptive_(self.model.parameters(), c.clip)
         else:
