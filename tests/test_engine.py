@@ -192,16 +192,28 @@ def test_residual_add_splits_in_proportion():
     torch.testing.assert_close(x.grad, share_x + r_from_fc, rtol=0, atol=1e-10)
 
 
-def test_dropout_passes_feedback_to_kept_units():
+def test_dropout_passes_feedback_to_kept_units_unscaled():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 50), nn.ReLU(), nn.Dropout(0.5), nn.Linear(50, 2)).double().train()
-    x = torch.rand(2, 4, dtype=torch.float64)
-    lfp = sl.LFP(net, "epsilon")
-    out = lfp(x)
-    lfp.backward(out, torch.ones_like(out))
-    # dropped units contribute nothing downstream, so their incoming rows get no update
-    assert torch.isfinite(net[0].weight.grad).all()
-    assert (net[0].weight.grad == 0).any(dim=1).any()
+    x = torch.rand(3, 4, dtype=torch.float64)
+    r = torch.randn(3, 2, dtype=torch.float64)
+    kept = {}
+    hook = net[2].register_forward_hook(lambda m, i, o: kept.update(y=o.detach()))
+    try:
+        lfp = sl.LFP(net, "epsilon")
+        out = lfp(x)
+        lfp.backward(out, r)
+    finally:
+        hook.remove()
+    y = kept["y"]  # the dropout output: zero where dropped, ×2 where kept
+    r_y, _, _ = linear_reference("epsilon", y, net[3].weight.detach(), net[3].bias.detach(), r)
+    # unchanged through Dropout and ReLU (autograd would multiply by 1/(1 − p) = 2 here)
+    _, dw0, db0 = linear_reference("epsilon", x, net[0].weight.detach(), net[0].bias.detach(), r_y)
+    torch.testing.assert_close(-net[0].weight.grad, dw0, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(-net[0].bias.grad, db0, rtol=1e-10, atol=1e-12)
+    silent = (y == 0).all(dim=0)  # dropped (or dead) for every sample
+    assert silent.any() and (~silent).any()
+    assert (net[0].weight.grad[silent] == 0).all() and (net[0].weight.grad[~silent] != 0).any(dim=1).all()
 
 
 def test_unknown_parameter_free_layer_is_an_error():

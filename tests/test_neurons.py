@@ -222,8 +222,39 @@ def test_spiking_conv_net_runs_time_distributed():
     assert out.shape == (4, 2, 10)
     lfp.backward(out, sl.feedback.SpikeSequence()(out, torch.tensor([1, 2])))
     assert all(torch.isfinite(p.grad).all() for p in net.parameters())
-    # the conv layers ran once over all T·B samples: their feedback equals a per-step run's
     assert set(lfp.firing_rates()) == {"1", "3", "6", "8"}
+
+
+@pytest.mark.parametrize("make", [lambda: sl.models.spiking_mlp(hidden=(30,)), lambda: sl.models.spiking_lenet()])
+@pytest.mark.parametrize("method", ["epsilon", "zplus-zminus", "surrogate"])
+def test_constant_input_hoisting_is_exact(make, method):
+    """SpikingSequential runs its first stateless layers once for a constant (stride-0) input; the
+    updates must equal those of the same input materialised at every step (no hoisting)."""
+    torch.manual_seed(0)
+    net = make().double()
+    with torch.no_grad():  # strong enough that every layer fires: the comparison is not vacuous
+        for m in net.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                m.weight.mul_(4)
+    constant = sl.encode.constant(torch.rand(3, 1, 28, 28, dtype=torch.float64) * 2, 6)
+    assert constant.stride(0) == 0
+    y = torch.tensor([1, 2, 3])
+    updates = []
+    for x in (constant, constant.contiguous()):
+        net.zero_grad(set_to_none=True)
+        if method == "surrogate":
+            with sl.surrogate.use(net):
+                out = net(x)
+                sl.surrogate.ce_count_loss(out, y).backward()
+        else:
+            lfp = sl.LFP(net, method, normalize="max")
+            out = lfp(x)
+            lfp.backward(out, sl.feedback.SpikeSequence()(out, y))
+        assert out.sum() > 0
+        updates.append([p.grad.clone() for p in net.parameters()])
+    for hoisted, full in zip(*updates):
+        assert full.abs().sum() > 0
+        torch.testing.assert_close(hoisted, full, rtol=1e-9, atol=1e-12)
 
 
 def test_silent_network_gives_zero_updates_and_a_warning(caplog):
