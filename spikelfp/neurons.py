@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 import torch
 from torch import Tensor, nn
 
-from .rules import Site, safe_divide
+from .rules import RuleFunction, Site, safe_divide
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Run
@@ -217,7 +217,7 @@ def _split_coefficients(i: Tensor, k: Tensor, rule: MembraneSplit) -> tuple[Tens
     return safe_divide(i, den), safe_divide(k, den)
 
 
-class _MultiStepLFP(torch.autograd.Function):
+class _MultiStepLFP(RuleFunction):
     """Multi-step LIF under LFP: an explicit reverse loop over ``t`` in the backward.
 
     Saves only the input current (the same tensor the synaptic layer before it saves) and recomputes
@@ -265,7 +265,7 @@ class _MultiStepLFP(torch.autograd.Function):
         return r_i, r_v0, None, None
 
 
-class _StepLFP(torch.autograd.Function):
+class _StepLFP(RuleFunction):
     """One LIF step under LFP; the time recursion runs through the state's feedback."""
 
     @staticmethod

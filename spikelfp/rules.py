@@ -40,6 +40,7 @@ __all__ = [
     "PassThrough",
     "Reshape",
     "Rule",
+    "RuleFunction",
     "Site",
     "WinnerTakesAll",
     "ZPlusZMinus",
@@ -76,6 +77,15 @@ class Site:
     layout: tuple[int, int] | None
     op: LinearOp | None = None
     params: Any = None
+
+
+class RuleFunction(torch.autograd.Function):
+    """Base of every autograd Function whose backward is an LFP rule.
+
+    The engine's strictness check (LFP-SPEC §9) lets feedback pass only through nodes of these
+    Functions and through pure routing nodes (view, reshape, cat, …); any other autograd node between
+    the output and a parameter would mix a gradient into LFP. Every rule's Function derives from this.
+    """
 
 
 # --------------------------------------------------------------------------------------------------
@@ -334,7 +344,7 @@ class AlphaBeta(Rule):
         return r_in, dw, db
 
 
-class _LinearRuleFunction(torch.autograd.Function):
+class _LinearRuleFunction(RuleFunction):
     """Forward: the layer as it is. Backward: the rule's input feedback, and ``−Δw``, ``−Δb``."""
 
     @staticmethod
@@ -375,7 +385,7 @@ class PassThrough(Rule):
         return {"forward": forward}
 
 
-class _PassThroughFunction(torch.autograd.Function):
+class _PassThroughFunction(RuleFunction):
     @staticmethod
     def forward(ctx, x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
         y = fn(x)
@@ -409,7 +419,7 @@ class EpsilonSum(Rule):
         return {"forward": forward}
 
 
-class _EpsilonSumFunction(torch.autograd.Function):
+class _EpsilonSumFunction(RuleFunction):
     @staticmethod
     def forward(ctx, fn, eps, *inputs):
         z = fn(*inputs)
