@@ -2,8 +2,11 @@
 
 A run lives in a folder: ``config.json``, ``metrics.jsonl`` (one JSON object per epoch),
 ``checkpoint.pt`` (written atomically: a temporary file, then a rename) and ``model.pt`` at the end.
-Checkpoints hold the model, optimizer, scheduler, RNG states, epoch and step, and load with
-``torch.load(weights_only=True)``: loading never executes code. A run resumed from any checkpoint,
+Checkpoints hold the model, optimizer, scheduler, RNG states, epoch and step, the number of processes
+and every rank's running tally, and a SHA-256 over all of it (verified on load); they load with
+``torch.load(weights_only=True)``: loading never executes code. A failed save (disk full, read-only)
+removes its temporary file and keeps the previous checkpoint. SIGINT and SIGTERM finish the step,
+checkpoint and stop. A run resumed from any checkpoint,
 mid-epoch included, ends with the same parameters as an uninterrupted one (on CPU): the data order of
 epoch ``e`` depends only on ``(seed, e)``, and the RNG state of dropout and rate encoding is restored.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -34,7 +38,7 @@ from .engine import LFP, NonFiniteError, log
 __all__ = ["CheckpointError", "Config", "Trainer", "TrainingStopped"]
 
 CHECKPOINT_FORMAT = "spikelfp-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: payload checksum, world size and per-rank tallies
 
 
 class CheckpointError(ValueError):
@@ -110,6 +114,7 @@ class Config:
             raise ValueError("epochs must be >= 0, batch_size and steps >= 1")
         if not (isinstance(c.lr, (int, float)) and c.lr > 0 and math.isfinite(c.lr)):
             raise ValueError(f"lr must be a positive number, got {c.lr!r}")
+        _check_ranges(c)
         return c
 
     @property
@@ -121,6 +126,62 @@ class Config:
         return self.method[4:] if self.method.startswith("lfp-") else None
 
 
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_ranges(c: Config) -> None:
+    """Range checks of the fields :meth:`Config.resolved` does not check itself (CLI and config.json alike)."""
+    for name in ("limit_train", "limit_test"):
+        value = getattr(c, name)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1 (or unset for the whole set), got {value}")
+    for name in ("checkpoint_every", "lr_step", "pretrain_steps"):
+        if getattr(c, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(c, name)}")
+    for name in ("momentum", "weight_decay"):
+        if not (_finite(getattr(c, name)) and getattr(c, name) >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {getattr(c, name)!r}")
+    for name in ("lr_gamma", "threshold", "gain"):
+        if not (_finite(getattr(c, name)) and getattr(c, name) > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {getattr(c, name)!r}")
+    if not (_finite(c.beta) and 0 <= c.beta <= 1):
+        raise ValueError(f"beta must be in [0, 1], got {c.beta!r}")
+    if c.clip is not None and not (_finite(c.clip) and c.clip >= 0):
+        raise ValueError(f"clip must be a finite number >= 0, got {c.clip!r}")
+    if c.reset not in ("subtract", "zero"):
+        raise ValueError(f"reset must be 'subtract' or 'zero', got {c.reset!r}")
+    if c.reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {c.reduction!r}")
+    if c.feedback not in FEEDBACKS:
+        raise ValueError(f"unknown feedback {c.feedback!r}; use {', '.join(FEEDBACKS)}")
+    optimizer_class(c.optimizer)  # raises on an unknown or unusable optimizer
+
+
+def check_config_values(values: Any, where: str) -> dict[str, Any]:
+    """Validate a mapping of :class:`Config` fields (e.g. a hand-edited ``config.json``) by the fields' types.
+
+    Unknown keys, wrong types (``bool`` is not a number, an ``int`` is a valid ``float``) and, through
+    :meth:`Config.resolved`, out-of-range values raise ``ValueError`` naming ``where`` and the key.
+    """
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a JSON object of run settings, got {type(values).__name__}")
+    fields = {f.name: f.type for f in dataclasses.fields(Config)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+    kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),)}
+    for key, value in values.items():
+        allowed = tuple(t for part in str(fields[key]).split("|") for t in kinds[part.strip()])
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise ValueError(f"{where}: {key} = {value!r} has the wrong type (expected {fields[key]})")
+    try:
+        Config(**values).resolved()
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return values
+
+
 FEEDBACKS: dict[str, Callable[..., feedback.Feedback]] = {
     "sigmoid": feedback.Sigmoid,
     "softmax": feedback.Softmax,
@@ -129,16 +190,28 @@ FEEDBACKS: dict[str, Callable[..., feedback.Feedback]] = {
 }
 
 
-def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    """Any ``torch.optim`` optimizer by (case-insensitive) class name; momentum goes where it fits."""
+# optimizers whose step() the Trainer cannot drive: LBFGS needs a closure, SparseAdam sparse gradients
+_UNUSABLE_OPTIMIZERS = {"lbfgs": "it needs a closure", "sparseadam": "it needs sparse gradients"}
+
+
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """The ``torch.optim`` class of a (case-insensitive) name; ``ValueError`` for unknown or unusable ones."""
     classes = {
         n.lower(): getattr(torch.optim, n)
         for n in dir(torch.optim)
         if isinstance(getattr(torch.optim, n), type) and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)
     }
-    cls = classes.get(name.lower())
+    cls = classes.get(name.lower()) if isinstance(name, str) else None
     if cls is None or cls is torch.optim.Optimizer:
         raise ValueError(f"unknown optimizer {name!r}; any torch.optim class works, e.g. sgd, adam, adamw, rmsprop")
+    if name.lower() in _UNUSABLE_OPTIMIZERS:
+        raise ValueError(f"optimizer {name!r} cannot train here: {_UNUSABLE_OPTIMIZERS[name.lower()]}")
+    return cls
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    """Any ``torch.optim`` optimizer by (case-insensitive) class name; momentum goes where it fits."""
+    cls = optimizer_class(name)
     kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
     if cls in (torch.optim.SGD, torch.optim.RMSprop):
         kwargs["momentum"] = momentum
@@ -165,6 +238,83 @@ class _Tally:
     @classmethod
     def from_state(cls, s: dict) -> _Tally:
         return cls(s["correct"].clone(), s["loss"].clone(), int(s["seen"]))
+
+
+def _hash_into(h: Any, obj: Any) -> None:
+    """Feed ``obj`` (nested dicts/lists of tensors, numbers, strings, None) into the hash ``h``, typed."""
+    if isinstance(obj, Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}:".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}:".encode())
+        for key in sorted(obj, key=repr):
+            _hash_into(h, key)
+            _hash_into(h, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)}:".encode())
+        for item in obj:
+            _hash_into(h, item)
+    elif obj is None or isinstance(obj, (bool, int, float, str, bytes)):
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+    else:
+        raise TypeError(f"cannot checksum a {type(obj).__name__}")
+
+
+def payload_digest(state: dict) -> str:
+    """SHA-256 over every entry of a checkpoint except ``"sha256"``: tensor bytes, dtypes, shapes, values.
+
+    A flipped bit anywhere in a tensor or a value changes it; the zip container's own layout does not.
+    """
+    h = hashlib.sha256()
+    _hash_into(h, {k: v for k, v in state.items() if k != "sha256"})
+    return h.hexdigest()
+
+
+_CHECKPOINT_KEYS = (
+    "config", "model", "optimizer", "scheduler", "epoch", "step_in_epoch", "global_step", "rng", "tallies",
+    "world_size", "history", "sha256",
+)  # fmt: skip
+
+
+def _check_checkpoint(state: dict, path: Path) -> None:
+    """Refuse a damaged checkpoint with one line naming ``path``: missing entries, bad checksum, bad values."""
+    missing = [k for k in _CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is damaged: it lacks {', '.join(missing)}")
+    try:
+        actual = payload_digest(state)
+    except TypeError as exc:
+        raise CheckpointError(f"{path} is damaged: {exc}") from None
+    if actual != state["sha256"]:
+        raise CheckpointError(
+            f"{path} is corrupt: the SHA-256 of its contents is {actual}, the file says {state['sha256']!r}"
+        )
+    for key in ("epoch", "step_in_epoch", "global_step", "world_size"):
+        value = state[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "world_size" else 0):
+            raise CheckpointError(f"{path} is damaged: {key} = {value!r}")
+    rng = state["rng"]
+    if not isinstance(rng, Tensor) or rng.dtype != torch.uint8 or rng.dim() != 1:
+        raise CheckpointError(f"{path} is damaged: its RNG state is not a byte tensor")
+    tallies = state["tallies"]
+    if not isinstance(tallies, list) or len(tallies) != state["world_size"]:
+        raise CheckpointError(f"{path} is damaged: it holds no running tally for each of its processes")
+    for t in tallies:
+        if not (isinstance(t, dict) and isinstance(t.get("correct"), Tensor) and isinstance(t.get("loss"), Tensor)):
+            raise CheckpointError(f"{path} is damaged: a running tally lacks correct/loss")
+        if not isinstance(t.get("seen"), int) or t["seen"] < 0:
+            raise CheckpointError(f"{path} is damaged: a running tally has seen = {t.get('seen')!r}")
+    if not isinstance(state["config"], dict):
+        raise CheckpointError(f"{path} is damaged: its config is not a mapping")
+    try:
+        history = json.loads(state["history"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path} is damaged: its history is not JSON ({exc})") from None
+    if not isinstance(history, list) or not all(isinstance(m, dict) for m in history):
+        raise CheckpointError(f"{path} is damaged: its history is not a list of epoch records")
+    if len(history) != state["epoch"]:
+        raise CheckpointError(f"{path} is damaged: {len(history)} epoch record(s) for epoch {state['epoch']}")
 
 
 class Trainer:
@@ -240,6 +390,8 @@ class Trainer:
         self.history: list[dict] = []
         self._tally = _Tally()
         self._stop_requested = False
+        self.stop_signal: int | None = None  # the signal that stopped the last fit(), if any
+        self._resumed = False
         self._stats_prev: dict[str, Tensor] | None = None
 
     # ---- the pieces of a step -------------------------------------------------------------------
@@ -356,12 +508,14 @@ class Trainer:
         from tqdm.auto import tqdm
 
         c = self.config
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        if self.rank == 0:
-            (self.out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2) + "\n")
-        previous_handler = None
-        with contextlib.suppress(ValueError):  # not in the main thread: no Ctrl-C handling
-            previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        self._stop_requested = False  # a new fit() trains again after an interrupted one
+        self.stop_signal = None
+        previous_handlers = self._install_signal_handlers()  # before any file appears (a signal then saves)
+        try:
+            self._prepare_run_folder()
+        except BaseException:
+            self._restore_signal_handlers(previous_handlers)
+            raise
         if c.stats and self._stats_prev is None:  # epoch 1's sign changes count from the initial weights
             self._stats_prev = {
                 k: v.detach().clone() for k, v in self.model.state_dict().items() if v.is_floating_point()
@@ -372,17 +526,50 @@ class Trainer:
                 if self._stop_requested:
                     break
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            self._restore_signal_handlers(previous_handlers)
         if not self._stop_requested and self.rank == 0:
             self._atomic_save({"model": self.model.state_dict(), "config": dataclasses.asdict(c)}, "model.pt")
         return self.history[-1] if self.history else {}
 
+    # SIGINT (Ctrl-C) and SIGTERM (schedulers, ``timeout``, ``docker stop``) both finish the step, checkpoint, stop
+    STOP_SIGNALS = ("SIGINT", "SIGTERM")
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+        for name in self.STOP_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is None:  # pragma: no cover - platform without it
+                continue
+            with contextlib.suppress(ValueError):  # not in the main thread: no signal handling
+                previous[signum] = signal.signal(signum, self._on_sigint)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+    def _prepare_run_folder(self) -> None:
+        """Create the folder, write ``config.json`` and cut ``metrics.jsonl`` to the epochs this run knows.
+
+        An epoch line appended before a crash that lost its checkpoint (SIGKILL between the two) is
+        dropped, so a resumed run never repeats an epoch line.
+        """
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.rank != 0:
+            return
+        c = self.config
+        self._atomic_write_text("config.json", json.dumps(dataclasses.asdict(c), indent=2) + "\n")
+        if self._resumed:  # the checkpoint's history is the truth; lines past it were never checkpointed
+            self._atomic_write_text("metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.history))
+
     def _on_sigint(self, signum, frame) -> None:
-        if self._stop_requested:  # a second Ctrl-C aborts at once
+        if self._stop_requested:  # a second signal aborts at once
             raise KeyboardInterrupt
         self._stop_requested = True
-        log.warning("interrupt: saving a checkpoint after this step and stopping (Ctrl-C again to abort)")
+        self.stop_signal = signum
+        name = signal.Signals(signum).name if signum in set(signal.Signals) else str(signum)
+        log.warning(f"{name}: saving a checkpoint after this step and stopping (again to abort)")
 
     def _run_epoch(self, tqdm) -> None:
         c = self.config
@@ -486,12 +673,30 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def _atomic_save(self, obj: dict, name: str) -> Path:
+        return self._atomic_write(name, lambda tmp: torch.save(obj, tmp))
+
+    def _atomic_write_text(self, name: str, text: str) -> Path:
+        return self._atomic_write(name, lambda tmp: tmp.write_text(text))
+
+    def _atomic_write(self, name: str, write: Callable[[Path], Any]) -> Path:
+        """Write ``name`` in the run folder by ``write(tmp)``, fsync, rename; on failure keep the old file.
+
+        A failure (disk full, read-only folder, …) removes the temporary file and raises
+        :class:`CheckpointError` with a one-line reason; the previous file is untouched.
+        """
         path = self.out_dir / name
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            write(tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as RuntimeError
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+            kept = " (the previous one is kept)" if path.exists() else ""
+            raise CheckpointError(f"could not save {path}{kept}: {reason}") from exc
         return path
 
     def state_dict(self) -> dict[str, Any]:
@@ -506,19 +711,36 @@ class Trainer:
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
             "rng": torch.get_rng_state(),
-            "tally": self._tally.state(),
+            "tallies": self._gather_tallies(),
+            "world_size": self.world_size,
             "history": json.dumps(self.history),
             "stats_prev": self._stats_prev,
         }
 
+    def _gather_tallies(self) -> list[dict]:
+        """Every rank's running tally of the current epoch, rank by rank (a collective under DDP)."""
+        mine = torch.stack([self._tally.correct, self._tally.loss, torch.tensor(float(self._tally.seen))]).double()
+        if self.world_size == 1:
+            parts = [mine]
+        else:
+            parts = [torch.empty_like(mine) for _ in range(self.world_size)]
+            torch.distributed.all_gather(parts, mine)
+        return [{"correct": p[0].clone(), "loss": p[1].clone(), "seen": int(p[2])} for p in parts]
+
     def save_checkpoint(self) -> Path | None:
-        """Write ``checkpoint.pt`` atomically (rank 0 only); refuses non-finite parameters."""
+        """Write ``checkpoint.pt`` atomically (rank 0 writes; every rank must call it under DDP).
+
+        Refuses non-finite parameters. The file holds :meth:`state_dict` and its SHA-256
+        (:func:`payload_digest`), which :meth:`load_checkpoint` verifies.
+        """
+        state = self.state_dict()  # gathers the tallies of all ranks: every rank takes part
         if self.rank != 0:
             return None
         if not self._parameters_finite():
             raise TrainingStopped("refusing to checkpoint non-finite parameters")
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        return self._atomic_save(self.state_dict(), "checkpoint.pt")
+        state["sha256"] = payload_digest(state)
+        return self._atomic_save(state, "checkpoint.pt")
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore a run from ``checkpoint.pt`` (or its folder); refuses torn or foreign files."""
@@ -537,6 +759,12 @@ class Trainer:
             raise CheckpointError(
                 f"{path} has checkpoint version {state.get('version')}, expected {CHECKPOINT_VERSION}"
             )
+        _check_checkpoint(state, path)
+        if state["world_size"] != self.world_size:
+            raise CheckpointError(
+                f"{path} was written by {state['world_size']} process(es); resume it with the same number "
+                f"(here: {self.world_size}): the data order and the summed updates depend on it"
+            )
         saved = state["config"]
         mine = dataclasses.asdict(self.config)
         changed = [k for k in ("model", "dataset", "method", "seed", "batch_size", "steps") if saved.get(k) != mine[k]]
@@ -550,12 +778,16 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state["scheduler"] is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
-        except (RuntimeError, KeyError, ValueError) as exc:
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
             raise CheckpointError(f"{path} does not fit this model/optimizer: {exc}") from exc
         self.epoch = int(state["epoch"])
         self.step_in_epoch = int(state["step_in_epoch"])
         self.global_step = int(state["global_step"])
-        torch.set_rng_state(state["rng"])
-        self._tally = _Tally.from_state(state["tally"])
+        try:
+            torch.set_rng_state(state["rng"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path} is damaged: its RNG state does not load ({exc})") from None
+        self._tally = _Tally.from_state(state["tallies"][self.rank])  # this rank's own, not rank 0's
         self.history = json.loads(state["history"])
         self._stats_prev = state.get("stats_prev")
+        self._resumed = True
