@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -16,7 +18,48 @@ def _none_or(kind):
     def parse(text: str):
         return None if text.lower() == "none" else kind(text)
 
+    parse.__name__ = getattr(kind, "__name__", "value")
     return parse
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, low_open: bool = False):
+    """An argparse type: a finite ``kind`` in ``[low, high]`` (``(low, high]`` with ``low_open``).
+
+    A bad value becomes argparse's one-line error and exit status 2.
+    """
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if low is not None and (value <= low if low_open else value < low):
+            raise argparse.ArgumentTypeError(f"{text} must be {'>' if low_open else '>='} {low:g}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{text} must be <= {high:g}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _optimizer_name(text: str) -> str:
+    """An argparse type: a ``torch.optim`` class name the Trainer can drive."""
+    from .train import optimizer_class
+
+    try:
+        optimizer_class(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+_COUNT = _number(int, 1)  # >= 1
+_NONNEG_INT = _number(int, 0)
+_POSITIVE = _number(float, 0, low_open=True)
+_NONNEG = _number(float, 0)
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,35 +73,36 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-root", default=None, help="folder with the dataset's files")
     g.add_argument("--method", default="lfp-epsilon", choices=methods, help="LFP composite or gradient baseline")
     g = p.add_argument_group("optimisation (unset: the paper's setting for the model family)")
-    g.add_argument("--optimizer", default=None, help="any torch.optim class (sgd, adam, adamw, ...)")
-    g.add_argument("--lr", type=float, default=None)
-    g.add_argument("--momentum", type=float, default=0.9)
-    g.add_argument("--weight-decay", type=float, default=0.0)
-    g.add_argument("--epochs", type=int, default=None, help="epochs in all (default 1; on --resume, as saved)")
-    g.add_argument("--batch-size", type=int, default=None)
+    g.add_argument("--optimizer", type=_optimizer_name, default=None, help="a torch.optim class (sgd, adam, adamw…)")
+    g.add_argument("--lr", type=_POSITIVE, default=None)
+    g.add_argument("--momentum", type=_NONNEG, default=0.9)
+    g.add_argument("--weight-decay", type=_NONNEG, default=0.0)
+    g.add_argument("--epochs", type=_NONNEG_INT, default=None, help="epochs in all (default 1; on --resume, as saved)")
+    g.add_argument("--batch-size", type=_COUNT, default=None)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--normalize", default=None, choices=["max", "max-batch", "none"], help="max-normalise the feedback")
     g.add_argument("--feedback", default=None, choices=["sigmoid", "softmax", "reward", "spike-sequence"])
     g.add_argument("--reduction", default="sum", choices=["sum", "mean"], help="feedback over the batch")
-    g.add_argument("--clip", type=_none_or(float), default=None, help="adaptive clipping λ (0: off)")
-    g.add_argument("--lr-step", type=int, default=0, help="decay the lr every N steps")
-    g.add_argument("--lr-gamma", type=float, default=0.1)
-    g.add_argument("--pretrain-steps", type=int, default=0, help="gradient steps before LFP takes over")
+    g.add_argument("--clip", type=_none_or(_NONNEG), default=None, help="adaptive clipping λ (0: off)")
+    g.add_argument("--lr-step", type=_NONNEG_INT, default=0, help="decay the lr every N steps")
+    g.add_argument("--lr-gamma", type=_POSITIVE, default=0.1)
+    g.add_argument("--pretrain-steps", type=_NONNEG_INT, default=0, help="gradient steps before LFP takes over")
     g = p.add_argument_group("spiking models")
-    g.add_argument("--steps", type=int, default=25, help="time steps T")
-    g.add_argument("--beta", type=float, default=0.9, help="membrane decay β")
-    g.add_argument("--threshold", type=float, default=1.0)
+    g.add_argument("--steps", type=_COUNT, default=25, help="time steps T")
+    g.add_argument("--beta", type=_number(float, 0, 1), default=0.9, help="membrane decay β")
+    g.add_argument("--threshold", type=_POSITIVE, default=1.0)
     g.add_argument("--reset", default="subtract", choices=["subtract", "zero"])
     g.add_argument("--encoding", default="constant", choices=["constant", "rate", "latency"])
-    g.add_argument("--gain", type=float, default=1.0, help="rate-encoding gain")
+    g.add_argument("--gain", type=_POSITIVE, default=1.0, help="rate-encoding gain")
     g = p.add_argument_group("run")
-    g.add_argument("--limit-train", type=int, default=None, help="use the first N training images")
-    g.add_argument("--limit-test", type=int, default=None, help="use the first N test images")
+    g.add_argument("--limit-train", type=_COUNT, default=None, help="use the first N training images")
+    g.add_argument("--limit-test", type=_COUNT, default=None, help="use the first N test images")
     g.add_argument("--out", default=None, help="run folder (default: runs/<model>-<method>-<time>)")
     g.add_argument("--resume", default=None, help="continue the run in this folder (or checkpoint file)")
-    g.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
+    g.add_argument("--checkpoint-every", type=_NONNEG_INT, default=0, help="also checkpoint every N steps")
     g.add_argument("--stats", action="store_true", help="log parameter statistics per epoch")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--threads", type=_COUNT, default=None, help="torch CPU threads")
+    g.add_argument("--force", action="store_true", help="overwrite the run already in --out (instead of --resume)")
     g.add_argument("--no-progress", action="store_true")
 
 
@@ -69,12 +113,98 @@ def _config_from(args: argparse.Namespace):
     return Config(**{k: v for k, v in vars(args).items() if k in fields})
 
 
+# Settings a resumed run may change (logged): they alter neither the data order nor the arithmetic.
+_RESUME_OVERRIDES = ("epochs", "checkpoint_every", "stats", "data_root")
+_RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "model.pt")
+
+
+def _explicit_train_flags(argv: list[str]) -> set[str]:
+    """The ``train`` options the user typed (as argparse dests), whatever their value."""
+    p = argparse.ArgumentParser(add_help=False)
+    _add_train_arguments(p)
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+    rest = argv[argv.index("train") + 1 :] if "train" in argv else argv
+    namespace, _ = p.parse_known_args(rest)
+    return set(vars(namespace))
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a.lower() == b.lower()
+    return a == b
+
+
+def _resumed_config(args: argparse.Namespace, Config, say) -> tuple[Path, object]:
+    """The saved run's config with the explicit, safe overrides; ``ValueError`` for conflicts or damage."""
+    from .train import check_config_values
+
+    resume = Path(args.resume)
+    if not resume.exists():
+        raise ValueError(f"--resume {resume}: no such folder or file")
+    out = resume if resume.is_dir() else resume.parent
+    path = out / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{out} holds no config.json of a spikelfp run")
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path} is not readable JSON ({exc})") from None
+    check_config_values(saved, str(path))
+    explicit = getattr(args, "explicit", set())
+    if "out" in explicit and Path(args.out).resolve() != out.resolve():
+        raise ValueError(f"--out {args.out} conflicts with --resume {args.resume} (the run lives in {out})")
+    conflicts, overrides = [], {}
+    for key in sorted(explicit & set(saved)):
+        value = getattr(args, key)
+        if _same(value, saved[key]):
+            continue
+        if key in _RESUME_OVERRIDES:
+            overrides[key] = value
+        else:
+            conflicts.append(f"--{key.replace('_', '-')} {value} (the run has {saved[key]!r})")
+    if conflicts:
+        raise ValueError(
+            f"--resume {args.resume}: {', '.join(conflicts)} conflict(s) with {path}; drop the flag(s) or start a "
+            f"new run (only {', '.join('--' + k.replace('_', '-') for k in _RESUME_OVERRIDES)} may change)"
+        )
+    for key, value in overrides.items():
+        say(f"override: {key} = {value!r} (the run had {saved[key]!r})")
+    return out, Config(**{**saved, **overrides})
+
+
+def _fresh_out(args: argparse.Namespace, config, rank: int, world: int) -> Path:
+    """The folder of a new run; refuses one that holds a run unless ``--force`` (then clears it)."""
+    import torch
+
+    if args.out:
+        out = Path(args.out)
+    else:  # a random suffix: two runs started in the same second get different folders
+        out = Path(f"runs/{config.model}-{config.method}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}")
+    if world > 1:  # every rank must use rank 0's folder
+        shared = [str(out)]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        out = Path(shared[0])
+    present = [name for name in _RUN_FILES if (out / name).exists()]
+    if present and not args.force:
+        raise ValueError(
+            f"{out} already holds a run ({', '.join(present)}); continue it with --resume {out}, "
+            "or overwrite it with --force"
+        )
+    if present and rank == 0:
+        for name in present:
+            (out / name).unlink()
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import signal
+
     import torch
 
     from .data import DataError
     from .distributed import init_from_env
-    from .train import CheckpointError, Trainer, TrainingStopped
+    from .train import CheckpointError, Config, Trainer, TrainingStopped
 
     rank, world = init_from_env()  # torchrun: join its process group; else (0, 1)
     if args.threads:
@@ -82,24 +212,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     say = print if rank == 0 else (lambda *a, **k: None)
     if args.epochs is None and not args.resume:
         args.epochs = 1
-    config = _config_from(args)
-    if args.resume:
-        resume = Path(args.resume)
-        out = resume if resume.is_dir() else resume.parent
-        saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
-        if saved is None:
-            print(f"error: {out} holds no config.json of a spikelfp run", file=sys.stderr)
-            return 2
-        # the saved run's settings, with a new epoch count if one was given
-        epochs = saved["epochs"] if args.epochs is None else args.epochs
-        config = type(config)(**{**saved, "epochs": epochs})
-    else:
-        out = Path(args.out or f"runs/{config.model}-{config.method}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if world > 1:  # every rank must use rank 0's folder
-            shared = [str(out)]
-            torch.distributed.broadcast_object_list(shared, src=0)
-            out = Path(shared[0])
+    failed = True  # until the run ends normally: then every rank meets at a barrier before tearing down
     try:
+        if args.resume:
+            out, config = _resumed_config(args, Config, say)
+        else:
+            config = _config_from(args)
+            out = _fresh_out(args, config, rank, world)
         trainer = Trainer(config, out, progress=not args.no_progress, rank=rank, world_size=world)
         if args.resume:
             trainer.load_checkpoint(args.resume)
@@ -112,16 +231,24 @@ def cmd_train(args: argparse.Namespace) -> int:
             + (f" on {world} processes" if world > 1 else "")
         )
         metrics = trainer.fit()
+        failed = False
     except (DataError, CheckpointError, TrainingStopped, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}" + (f" (rank {rank})" if world > 1 else ""), file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        if world == 1:
+            raise
+        # a collective failed: another rank died (its own error says why); leave at once, do not wait
+        print(f"error: rank {rank}: the process group broke: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
     finally:
-        if world > 1 and torch.distributed.is_initialized():
-            torch.distributed.barrier()  # no rank tears gloo down while another still communicates
-            torch.distributed.destroy_process_group()
+        from .distributed import shutdown
+
+        shutdown(failed)  # a failing rank skips the barrier, so the others see it gone within seconds
     if trainer._stop_requested:
-        say(f"interrupted: checkpoint saved in {out}; continue with: spikelfp train --resume {out}")
-        return 130
+        name = "SIGTERM" if trainer.stop_signal == signal.SIGTERM else "interrupted"
+        say(f"{name}: checkpoint saved in {out}; continue with: spikelfp train --resume {out}")
+        return 128 + (trainer.stop_signal or signal.SIGINT)
     for m in trainer.history:
         say(
             f"epoch {m['epoch']}: train accuracy {m['train_accuracy']:.4f}, test accuracy {m['test_accuracy']:.4f} "
@@ -197,7 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--threads", type=int, default=None)
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_reproduce)
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a bad value: argparse printed its one-line error; return its status (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.command == "train":
+        args.explicit = _explicit_train_flags(argv)
     return args.func(args)
 
 

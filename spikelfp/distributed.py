@@ -13,13 +13,14 @@ semantics are possible:
 ``normalize="max-batch"`` takes each rank's own maximum and so differs slightly from one process.
 """
 
+import datetime
 import os
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["Reduction", "init_from_env", "sum_updates"]
+__all__ = ["Reduction", "init_from_env", "shutdown", "sum_updates"]
 
 
 class Reduction:
@@ -56,13 +57,34 @@ def init_from_env() -> tuple[int, int]:
 
     Without ``torchrun`` (no ``WORLD_SIZE`` > 1) nothing happens and ``(0, 1)`` is returned. CPU runs use
     the gloo backend, CUDA runs NCCL, and each process gets an equal share of the CPU threads.
+
+    Collectives time out after ``$SPIKELFP_DIST_TIMEOUT`` seconds (default 300, not PyTorch's 30 minutes),
+    so a rank that hangs without dying stops the group in minutes; a rank that fails leaves at once
+    (:func:`shutdown`), and the others' collectives then fail within seconds.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        timeout = float(os.environ.get("SPIKELFP_DIST_TIMEOUT", "300"))
+        if not timeout > 0:
+            raise ValueError(f"SPIKELFP_DIST_TIMEOUT must be a positive number of seconds, got {timeout}")
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     return dist.get_rank(), dist.get_world_size()
+
+
+def shutdown(failed: bool) -> None:
+    """Leave the process group (if any): after a normal end, meet the other ranks first; after a failure, not.
+
+    A barrier on the error path is what deadlocks a group when one rank fails alone (the others wait in a
+    different collective until the timeout). Without it, this rank's exit closes its connections and the
+    other ranks' pending collectives fail at once.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if not failed:
+        dist.barrier()  # no rank tears gloo down while another still communicates
+    dist.destroy_process_group()

@@ -187,4 +187,4 @@ def test_cli_snn_prints_firing_rates(tmp_path, capsys):
 
 def test_cli_reports_bad_input(tmp_path, capsys):
     assert main(["train", "--model", "lenet", "--lr", "-1", "--out", str(tmp_path), "--no-progress"]) == 2
-    assert "lr must be a positive number" in capsys.readouterr().err
+    assert "argument --lr: -1 must be > 0" in capsys.readouterr().err
