@@ -22,6 +22,8 @@ import pickle
 import struct
 import tarfile
 import urllib.request
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +87,32 @@ def _download(urls: list[str], dest: Path) -> None:
     raise DataError("could not download " + dest.name + ":\n  " + "\n  ".join(errors))
 
 
+# Decompression is bounded: a gzip file may not expand past what its data can legitimately be (a "gzip
+# bomb" of a few MB would otherwise take GBs before its checksum is even looked at).
+MAX_DECOMPRESSED_BYTES = 1 << 30  # any gzipped data file whose size is not known in advance
+_IDX_BYTES = {  # the exact uncompressed sizes of the MNIST-family files (MNIST and Fashion-MNIST alike)
+    "train-images-idx3-ubyte": 47_040_016,
+    "train-labels-idx1-ubyte": 60_008,
+    "t10k-images-idx3-ubyte": 7_840_016,
+    "t10k-labels-idx1-ubyte": 10_008,
+}
+
+
+def _gunzip(raw: bytes, path: Path, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """Decompress gzip ``raw`` read from ``path``, refusing (without expanding it) more than ``limit`` bytes."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            data = stream.read(limit + 1)  # decompresses incrementally: memory stays below limit + 1
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path} is corrupt: not a valid gzip file ({exc})") from exc
+    if len(data) > limit:
+        raise DataError(
+            f"{path} decompresses to more than {limit} bytes, more than its data can hold: refused unread "
+            "(a damaged or malicious gzip file)"
+        )
+    return data
+
+
 # --------------------------------------------------------------------------------------------------
 # IDX (MNIST family)
 # --------------------------------------------------------------------------------------------------
@@ -99,10 +127,7 @@ def load_idx(path: str | os.PathLike, data: bytes | None = None) -> Tensor:
             raise DataError(f"missing data file {path}")
         data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path} is not a valid gzip file: {exc}") from exc
+        data = _gunzip(data, path, _IDX_BYTES.get(path.name.removesuffix(".gz"), MAX_DECOMPRESSED_BYTES))
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number {data[:4].hex()})")
     dtype = np.dtype(_IDX_TYPES[data[2]])
@@ -203,10 +228,11 @@ def _checked(path: Path, sha256: str) -> bytes:
     raw = path.read_bytes()
     data = raw
     if raw[:2] == b"\x1f\x8b":
+        limit = _IDX_BYTES.get(path.name.removesuffix(".gz"), MAX_DECOMPRESSED_BYTES)
         try:
-            data = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path} is corrupt: not a valid gzip file ({exc}); expected sha256 {sha256}") from exc
+            data = _gunzip(raw, path, limit)
+        except DataError as exc:
+            raise DataError(f"{exc}; expected sha256 {sha256}") from None
     actual = _digest(data, "sha256")
     if actual != sha256:
         raise DataError(f"{path} is corrupt: sha256 of its contents is {actual}, expected {sha256}")
@@ -229,6 +255,11 @@ def _order(n: int, shuffle: bool, generator, shard: tuple[int, int] | None) -> T
     if total > n:
         order = torch.cat([order, order[: total - n]])
     return order[rank::world]
+
+
+def _check_subset(n: int | None) -> None:
+    if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"a subset needs n >= 1 samples (or None for all), got {n!r}")
 
 
 class _Batches:
@@ -274,7 +305,8 @@ class ImageSet(_Batches):
         return int(self.labels.max()) + 1 if len(self) else 0
 
     def subset(self, n: int | None) -> ImageSet:
-        """The first ``n`` samples (all if None)."""
+        """The first ``n`` samples (all if None); ``n`` must be >= 1."""
+        _check_subset(n)
         if n is None or n >= len(self):
             return self
         return ImageSet(self.images[:n], self.labels[:n], self.mean, self.std, self.name)
@@ -489,6 +521,8 @@ class EventSet(_Batches):
         return int(self.labels.max()) + 1 if len(self) else 0
 
     def subset(self, n: int | None) -> EventSet:
+        """The first ``n`` samples (all if None); ``n`` must be >= 1."""
+        _check_subset(n)
         if n is None or n >= len(self):
             return self
         return EventSet(self.events, self.labels, self.steps, self.sensor_size, self.name, self.indices[:n])
@@ -529,6 +563,35 @@ def _nmnist_small_candidates(root) -> list[Path]:
     return [p / _NMNIST_SMALL[0] for p in places]
 
 
+def _check_npz_events(raw: dict[str, np.ndarray], path: Path, split: str) -> None:
+    """Validate one split of an N-MNIST ``.npz`` before use; ``DataError`` names the array and the problem.
+
+    Every array is 1-D and integer (labels too: no floats, no bools); ``0 <= x < 34``, ``0 <= y < 34``,
+    ``p ∈ {0, 1}``, ``t >= 0``; labels in ``[0, 10)``; offsets start at 0, never decrease, and end at the
+    number of events, with one more offset than labels.
+    """
+    width, height, polarities = NMNIST_SENSOR
+    for key, value in raw.items():
+        if value.ndim != 1 or value.dtype.kind not in "iu":
+            raise DataError(f"{path}: {split}_{key} must be a 1-D integer array, got {value.dtype} {value.shape}")
+    n_events = len(raw["x"])
+    if any(len(raw[k]) != n_events for k in ("y", "t", "p")):
+        raise DataError(f"{path}: event arrays, offsets and labels do not fit together (x, y, t, p differ in length)")
+    bounds = {"x": (0, width), "y": (0, height), "p": (0, polarities), "t": (0, None), "labels": (0, 10)}
+    for key, (low, high) in bounds.items():
+        value = raw[key]
+        if value.size and (value.min() < low or (high is not None and value.max() >= high)):
+            where = f"[{low}, {high})" if high is not None else f">= {low}"
+            raise DataError(
+                f"{path}: {split}_{key} holds values outside {where} (min {value.min()}, max {value.max()})"
+            )
+    offsets = raw["offsets"]
+    if len(offsets) != len(raw["labels"]) + 1 or offsets[0] != 0 or offsets[-1] != n_events:
+        raise DataError(f"{path}: event arrays, offsets and labels do not fit together")
+    if np.any(np.diff(offsets) < 0):
+        raise DataError(f"{path}: {split}_offsets decrease")
+
+
 def _load_npz_events(path: Path, train: bool, steps: int) -> EventSet:
     if path.name == _NMNIST_SMALL[0]:
         actual = _digest(path.read_bytes(), "sha256")
@@ -544,12 +607,14 @@ def _load_npz_events(path: Path, train: bool, steps: int) -> EventSet:
         missing = [k for k in keys if k not in archive.files]
         if missing:
             raise DataError(f"{path} lacks the array(s) {', '.join(missing)} (see the N-MNIST layout in the docs)")
-        arrays = {k: archive[f"{split}_{k}"] for k in ("x", "y", "t", "p")}
-        offsets = archive[f"{split}_offsets"].astype(np.int64)
-        labels = torch.from_numpy(archive[f"{split}_labels"].astype(np.int64))
-    n_events = len(arrays["x"])
-    if any(len(a) != n_events for a in arrays.values()) or len(offsets) != len(labels) + 1 or offsets[-1] != n_events:
-        raise DataError(f"{path}: event arrays, offsets and labels do not fit together")
+        try:
+            raw = {k: archive[f"{split}_{k}"] for k in ("x", "y", "t", "p", "offsets", "labels")}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # a damaged member
+            raise DataError(f"{path}: an array does not read ({exc})") from exc
+    _check_npz_events(raw, path, split)
+    arrays = {k: raw[k] for k in ("x", "y", "t", "p")}
+    offsets = raw["offsets"].astype(np.int64)
+    labels = torch.from_numpy(raw["labels"].astype(np.int64))
     dtype = np.dtype([(f, np.int64) for f in _EVENT_FIELDS])
 
     def events(i: int) -> np.ndarray:
