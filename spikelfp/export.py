@@ -202,6 +202,90 @@ def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float):
     )
 
 
+# --------------------------------------------------------------------------------------------------
+# reading HDF5 files that may be hostile (NIR here; the binary format can use the same check)
+# --------------------------------------------------------------------------------------------------
+HDF5_MAX_DEPTH = 32  # groups within groups; spikelfp's and NIR's files nest a few levels
+HDF5_EXPANSION = 64  # declared bytes may exceed the file's size by this factor (plus the slack below)
+HDF5_SLACK_BYTES = 64 << 20
+
+
+def _check_hdf5_safe(f, path: str | os.PathLike) -> None:
+    """Refuse an open ``h5py.File`` whose reading could leave the file or exhaust memory, before reading data.
+
+    Raises :class:`ExportError` naming ``path`` and the object for: external links and soft links (they can
+    pull in another file or loop), hard links that loop, datasets with external storage or virtual
+    datasets (their bytes come from other files), nesting deeper than ``HDF5_MAX_DEPTH``, and declared
+    sizes (datasets and attributes together) above ``HDF5_EXPANSION × file size + HDF5_SLACK_BYTES``:
+    a small file that declares a huge shape would otherwise allocate it. Only metadata is read.
+    """
+    import h5py
+
+    size = os.path.getsize(f.filename)
+    budget = HDF5_EXPANSION * size + HDF5_SLACK_BYTES
+    declared = 0
+    seen = set()
+    stack = [(f, "/", 0)]
+    while stack:
+        group, where, depth = stack.pop()
+        if depth > HDF5_MAX_DEPTH:
+            raise ExportError(f"{path}: groups nest deeper than {HDF5_MAX_DEPTH} levels at {where}")
+        declared += _declared_attribute_bytes(group)
+        for name in group:
+            link = group.get(name, getlink=True)
+            at = f"{where.rstrip('/')}/{name}"
+            if isinstance(link, h5py.ExternalLink):
+                raise ExportError(f"{path}: {at} is an external link to {link.filename}:{link.path}; refused")
+            if isinstance(link, h5py.SoftLink):
+                raise ExportError(f"{path}: {at} is a soft link to {link.path}; refused")
+            obj = group[name]
+            key = hash(obj.id)
+            if key in seen:
+                raise ExportError(f"{path}: {at} links to an object seen before (a loop or alias); refused")
+            seen.add(key)
+            if isinstance(obj, h5py.Group):
+                stack.append((obj, at, depth + 1))
+            elif isinstance(obj, h5py.Dataset):
+                if obj.external:
+                    files = ", ".join(str(e[0]) for e in obj.external)
+                    raise ExportError(f"{path}: dataset {at} keeps its data in external file(s) {files}; refused")
+                if obj.is_virtual:
+                    raise ExportError(f"{path}: dataset {at} is a virtual dataset (data from other files); refused")
+                declared += int(obj.size or 0) * obj.dtype.itemsize + _declared_attribute_bytes(obj)
+            else:
+                raise ExportError(f"{path}: {at} is a {type(obj).__name__}, not a group or dataset; refused")
+            if declared > budget:
+                raise ExportError(
+                    f"{path}: declares {declared} bytes of data (at {at}) in a file of {size} bytes; refused "
+                    "before allocating"
+                )
+
+
+def _declared_attribute_bytes(obj) -> int:
+    import h5py
+
+    total = 0
+    for name in obj.attrs:
+        attr = h5py.h5a.open(obj.id, name.encode() if isinstance(name, str) else name)
+        total += int(np.prod(attr.shape, dtype=np.int64)) * attr.dtype.itemsize if attr.shape else 16
+    return total
+
+
+def _read_nir_file(nir, path: Path):
+    """``nir.read`` after :func:`_check_hdf5_safe`; every failure is an :class:`ExportError`."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            _check_hdf5_safe(f, path)
+    except OSError as exc:
+        raise ExportError(f"{path} is not a readable NIR file: not HDF5 ({exc})") from exc
+    try:
+        return nir.read(str(path))
+    except Exception as exc:  # h5py/nir raise many types (RecursionError included) for foreign or corrupt files
+        raise ExportError(f"{path} is not a readable NIR file: {type(exc).__name__}: {exc}") from exc
+
+
 def from_nir(source, dt: float | None = None) -> SpikingSequential:
     """Rebuild a spikelfp model from a NIR graph or a ``.nir`` file.
 
@@ -210,20 +294,64 @@ def from_nir(source, dt: float | None = None) -> SpikingSequential:
     node (spikelfp's LIF has one ``β`` and ``θ`` per layer), with ``v_leak = v_reset = 0`` and unit
     input gain ``R·dt/τ = 1``. The reset mode comes from the metadata (spikelfp's export writes it);
     without it, NIR's own semantics apply: reset to zero. ``dt`` defaults to the metadata's, else 1e-4.
+
+    Hostile or malformed input is refused with :class:`ExportError`: files with external links, external
+    storage or virtual datasets, or that declare more data than they can hold (:func:`_check_hdf5_safe`);
+    non-finite weights, biases or neuron parameters, ``τ <= 0``, biases whose shape is not ``(out,)``.
     """
     nir = _nir()
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
             raise ExportError(f"no NIR file at {path}")
-        try:
-            graph = nir.read(str(path))
-        except Exception as exc:  # h5py/nir raise many types for foreign or corrupt files
-            raise ExportError(f"{path} is not a readable NIR file: {type(exc).__name__}: {exc}") from exc
+        graph = _read_nir_file(nir, path)
     else:
         graph = source
     if not hasattr(graph, "nodes") or not hasattr(graph, "edges"):
         raise ExportError("from_nir needs a NIR graph or the path of a .nir file")
+    try:
+        return _model_from_graph(graph, dt)
+    except ExportError:
+        raise
+    except (
+        KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError, OverflowError, RuntimeError,
+    ) as exc:  # fmt: skip
+        raise ExportError(f"malformed NIR graph: {type(exc).__name__}: {exc}") from exc
+
+
+def _finite_array(key: str, name: str, value, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
+    """``value`` as a float32 array; ``ExportError`` unless it is numeric, finite and of ``ndim`` dimensions."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"NIR node '{key}': {name} is not numeric ({exc})") from None
+    if ndim is not None and arr.ndim not in ((ndim,) if isinstance(ndim, int) else ndim):
+        raise ExportError(f"NIR node '{key}': {name} has shape {arr.shape}, expected {ndim} dimension(s)")
+    arr32 = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr32)):
+        raise ExportError(f"NIR node '{key}': {name} holds NaN or Inf (or values beyond float32)")
+    return arr32
+
+
+def _bias(key: str, value, out_features: int) -> np.ndarray:
+    bias = _finite_array(key, "bias", value)
+    if bias.shape != (out_features,):
+        raise ExportError(
+            f"NIR node '{key}': bias has shape {bias.shape}, expected ({out_features},) (no broadcasting)"
+        )
+    return bias
+
+
+def _ints(key: str, name: str, value, low: int) -> tuple[int, ...]:
+    arr = np.asarray(value).reshape(-1)
+    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr % 1 == 0)):
+        raise ExportError(f"NIR node '{key}': {name} must be integers, got {arr!r}")
+    if np.any(arr < low):
+        raise ExportError(f"NIR node '{key}': {name} must be >= {low}, got {arr.tolist()}")
+    return tuple(int(v) for v in arr)
+
+
+def _model_from_graph(graph, dt: float | None) -> SpikingSequential:
     order = _chain_order(graph)
     graph_dt = (getattr(graph, "metadata", None) or {}).get("dt")
     layers: list[nn.Module] = []
@@ -239,7 +367,7 @@ def from_nir(source, dt: float | None = None) -> SpikingSequential:
         node = graph.nodes[key]
         kind = type(node).__name__
         if kind == "Input":
-            input_shape = tuple(int(d) for d in np.asarray(node.input_type["input"]).reshape(-1))
+            input_shape = _ints(key, "input shape", node.input_type["input"], 1)
             continue
         if kind == "Output":
             continue
@@ -248,13 +376,15 @@ def from_nir(source, dt: float | None = None) -> SpikingSequential:
             continue
         flush()
         if kind in ("Affine", "Linear"):
-            weight = torch.as_tensor(np.asarray(node.weight, dtype=np.float32))
+            weight = torch.as_tensor(_finite_array(key, "weight", node.weight, 2))
             bias = getattr(node, "bias", None)
+            if bias is not None:
+                bias = torch.as_tensor(_bias(key, bias, weight.shape[0]))
             layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
             with torch.no_grad():
                 layer.weight.copy_(weight)
                 if bias is not None:
-                    layer.bias.copy_(torch.as_tensor(np.asarray(bias, dtype=np.float32)))
+                    layer.bias.copy_(bias)
             layers.append(layer)
         elif kind == "Flatten":
             start, end = int(node.start_dim), int(node.end_dim)
@@ -299,35 +429,42 @@ def _from_nir_spatial(key: str, node) -> nn.Module:
     kind = type(node).__name__
     if kind == "AvgPool2d":
         return nn.AvgPool2d(
-            tuple(int(k) for k in np.asarray(node.kernel_size).reshape(-1)),
-            tuple(int(k) for k in np.asarray(node.stride).reshape(-1)),
-            tuple(int(k) for k in np.asarray(node.padding).reshape(-1)),
+            _ints(key, "kernel_size", node.kernel_size, 1),
+            _ints(key, "stride", node.stride, 1),
+            _ints(key, "padding", node.padding, 0),
         )
-    weight = torch.as_tensor(np.asarray(node.weight, dtype=np.float32))
+    weight = torch.as_tensor(_finite_array(key, "weight", node.weight, 4 if kind == "Conv2d" else 3))
+    bias = torch.as_tensor(_bias(key, node.bias, weight.shape[0]))
     cls = nn.Conv2d if kind == "Conv2d" else nn.Conv1d
     if isinstance(node.padding, str):
         padding = node.padding
     else:
-        padding = tuple(int(p) for p in np.asarray(node.padding).reshape(-1))
+        padding = _ints(key, "padding", node.padding, 0)
+    (groups,) = _ints(key, "groups", node.groups, 1)
     layer = cls(
-        weight.shape[1] * int(node.groups),
+        weight.shape[1] * groups,
         weight.shape[0],
         tuple(weight.shape[2:]),
-        stride=tuple(int(s) for s in np.asarray(node.stride).reshape(-1)),
+        stride=_ints(key, "stride", node.stride, 1),
         padding=padding,
-        dilation=tuple(int(d) for d in np.asarray(node.dilation).reshape(-1)),
-        groups=int(node.groups),
+        dilation=_ints(key, "dilation", node.dilation, 1),
+        groups=groups,
     )
     with torch.no_grad():
         layer.weight.copy_(weight)
-        layer.bias.copy_(torch.as_tensor(np.asarray(node.bias, dtype=np.float32)))
+        layer.bias.copy_(bias)
     return layer
 
 
 def _uniform(key: str, name: str, value) -> float:
-    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"NIR node '{key}': {name} is not numeric ({exc})") from None
     if arr.size == 0:
         raise ExportError(f"NIR node '{key}': {name} is empty")
+    if not np.all(np.isfinite(arr)):
+        raise ExportError(f"NIR node '{key}': {name} holds NaN or Inf")
     if not np.all(arr == arr[0]):
         raise ExportError(f"NIR node '{key}': {name} differs between neurons; spikelfp's LIF has one per layer")
     return float(arr[0])
@@ -335,7 +472,9 @@ def _uniform(key: str, name: str, value) -> float:
 
 def _from_nir_neuron(key: str, node, dt: float | None) -> LIF:
     meta = dict(getattr(node, "metadata", None) or {})
-    dt = float(meta.get("dt", dt if dt is not None else 1e-4))
+    dt = _uniform(key, "dt", meta.get("dt", dt if dt is not None else 1e-4))
+    if dt <= 0:
+        raise ExportError(f"NIR node '{key}': dt must be > 0, got {dt}")
     threshold = _uniform(key, "v_threshold", node.v_threshold)
     if _uniform(key, "v_reset", node.v_reset) != 0.0:
         raise ExportError(f"NIR node '{key}': v_reset must be 0")
@@ -347,12 +486,14 @@ def _from_nir_neuron(key: str, node, dt: float | None) -> LIF:
         if _uniform(key, "v_leak", node.v_leak) != 0.0:
             raise ExportError(f"NIR node '{key}': v_leak must be 0")
         tau = _uniform(key, "tau", node.tau)
+        if tau <= 0:
+            raise ExportError(f"NIR node '{key}': tau must be > 0, got {tau}")
         gain = _uniform(key, "r", node.r) * dt / tau
         if not np.isclose(gain, 1.0, rtol=1e-6):
             raise ExportError(f"NIR node '{key}': input gain r·dt/τ = {gain:.6g}; spikelfp needs 1")
         beta = 1.0 - dt / tau
-        if "beta" in meta and np.isclose(float(meta["beta"]), beta, rtol=0, atol=1e-9):
-            beta = float(meta["beta"])  # the exact value the exporter had
+        if "beta" in meta and np.isclose(_uniform(key, "beta", meta["beta"]), beta, rtol=0, atol=1e-9):
+            beta = _uniform(key, "beta", meta["beta"])  # the exact value the exporter had
     reset = str(meta.get("reset", "zero"))
     if reset not in ("subtract", "zero"):
         raise ExportError(f"NIR node '{key}': unknown reset {reset!r} in metadata")
