@@ -34,7 +34,7 @@ import spikelfp as sl
 from spikelfp import cli
 from spikelfp.cli import main
 from spikelfp.data import DataError
-from spikelfp.train import CheckpointError, Config, Trainer, payload_digest
+from spikelfp.train import CheckpointError, Config, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--model", "lenet", "--limit-train", "64", "--limit-test", "32", "--batch-size", "16", "--no-progress"]
@@ -262,6 +262,7 @@ def _ddp_worker(rank, init_file, root):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_checkpoint_holds_world_size_and_every_ranks_tally(tmp_path, mnist):
     import torch.multiprocessing as mp
 
@@ -331,9 +332,10 @@ def test_payload_digest_is_sha256_over_typed_contents():
     h.update(b"D2:")
     h.update(b"str:'a';L3:int:1;str:'x';NoneType:None;")
     h.update(b"str:'b';Ttorch.float32(2,):" + np.array([1.0, 2.0], "<f4").tobytes())
-    assert payload_digest(state) == h.hexdigest()
-    assert payload_digest({**state, "sha256": "anything"}) == h.hexdigest()
-    assert payload_digest({"b": torch.tensor([1.0, 2.0], dtype=torch.float64), "a": [1, "x", None]}) != h.hexdigest()
+    assert sl.train.payload_digest(state) == h.hexdigest()
+    assert sl.train.payload_digest({**state, "sha256": "anything"}) == h.hexdigest()
+    wider = {"b": torch.tensor([1.0, 2.0], dtype=torch.float64), "a": [1, "x", None]}
+    assert sl.train.payload_digest(wider) != h.hexdigest()
 
 
 # ---- 13: gzip bomb, hostile N-MNIST .npz ------------------------------------------------------------
@@ -462,7 +464,7 @@ def _damage_checkpoint(path: Path, change, rehash: bool = True) -> None:
     state = torch.load(path, weights_only=True)
     change(state)
     if rehash:  # a consistent file: the structure itself is damaged
-        state["sha256"] = payload_digest(state)
+        state["sha256"] = sl.train.payload_digest(state)
     torch.save(state, path)
 
 
