@@ -759,8 +759,9 @@ class Trainer:
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a spikelfp checkpoint")
         if state.get("version") != CHECKPOINT_VERSION:
+            older = " (an older spikelfp's, without a checksum: start afresh)" if state.get("version") == 1 else ""
             raise CheckpointError(
-                f"{path} has checkpoint version {state.get('version')}, expected {CHECKPOINT_VERSION}"
+                f"{path} has checkpoint version {state.get('version')}, expected {CHECKPOINT_VERSION}{older}"
             )
         _check_checkpoint(state, path)
         if state["world_size"] != self.world_size:
