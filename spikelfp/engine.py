@@ -192,7 +192,10 @@ class LFP:
         neither a rule nor pure routing (LFP-SPEC §9 "Strictness"): a bare ``+``, ``torch.sigmoid``
         inside a custom module, a surrogate spike function. The check walks the output's graph at
         :meth:`backward`, before anything is written to ``.grad``. ``strict=False`` lets autograd
-        differentiate such nodes (a mix of LFP and gradients) and warns once per engine.
+        differentiate such nodes (a mix of LFP and gradients) and warns once per engine. Every node
+        of the graph is checked, also those that built the input (e.g. ``lfp(encoder(x))`` with a
+        learnable encoder outside the model): autograd would write a gradient into whatever tensor
+        requiring grad lies behind them. Routing in front of the model (``lfp(x.expand(...))``) passes.
     check_finite
         Raise :class:`NonFiniteError` rather than run a non-finite input or write a non-finite update
         (one reduction per layer, and one over the input of each ``lfp(x)`` call).
@@ -553,9 +556,8 @@ def _check_time_first(model: nn.Module, x: Tensor) -> None:
         return
     kind, info = expected
     got = tuple(x.shape)
-    if kind == "shape" and got[2:] != info:
-        want = ", ".join(map(str, info))
-        raise ValueError(f"this spiking model needs time-first input (T, B, {want}), got shape {got}; {hint}")
+    if kind == "shape" and got[-1] != info[0]:  # a Linear first reads the last dimension
+        raise ValueError(f"this spiking model needs time-first input (T, B, {info[0]}), got shape {got}; {hint}")
     if kind == "conv":
         dims, channels = info
         if x.dim() != dims + 3 or got[2] != channels:
