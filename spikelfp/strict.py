@@ -13,8 +13,10 @@ or to another tensor that requires grad (e.g. a learnable encoder outside the mo
 built by an operation). All of them are held to the same rule: autograd would write a gradient into any
 of those tensors, so a non-rule node on the way to any of them is reported.
 
-Cost: one Python loop over the nodes (a dict look-up per node type). It is a small fraction of a training
-step (see the report of the strictness work in benchmarks/RESULTS.md).
+Cost: one Python loop over the nodes (a dict look-up per node type), independent of the batch size.
+Measured with ``benchmarks/bench_strict.py`` (1 thread, B = 128, T = 25): 5 µs for the multi-step spiking
+MLP 784-1000-1000-10 (13 nodes; LFP step 333 ms) and 81 µs for the same layers as a 25-step snnTorch
+``Leaky`` loop (157 nodes; LFP step 486 ms), i.e. at most 0.02% of a step, so nothing is cached.
 """
 
 from __future__ import annotations
