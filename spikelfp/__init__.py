@@ -19,10 +19,11 @@ from . import (
     models,
     nn,
     rules,
+    strict,
     surrogate,
     train,
 )
-from .engine import LFP, NonFiniteError
+from .engine import LFP, NonFiniteError, StrictError
 from .neurons import LIF, LIFParameters, LIFState
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ __all__ = [
     "LIFParameters",
     "LIFState",
     "NonFiniteError",
+    "StrictError",
     "analysis",
     "clip",
     "composites",
@@ -45,6 +47,7 @@ __all__ = [
     "models",
     "nn",
     "rules",
+    "strict",
     "surrogate",
     "train",
 ]

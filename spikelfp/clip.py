@@ -68,7 +68,11 @@ def max_normalize(
         samples' relative magnitudes (and so the decay of the feedback of learned samples).
     inplace
         Overwrite ``r`` (saves an allocation on the hot path).
+
+    An empty ``r`` (an empty batch) is returned as it is.
     """
+    if r.numel() == 0:  # an empty batch: nothing to divide
+        return r
     if per == "batch":
         lo, hi = torch.aminmax(r)  # max |r| in one pass, without materialising |r|
         m = torch.maximum(hi, -lo)

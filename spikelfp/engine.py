@@ -13,6 +13,8 @@ while attached and removes them in a ``finally`` block.
 from __future__ import annotations
 
 import logging
+import math
+import warnings
 import weakref
 from typing import Any
 
@@ -21,11 +23,16 @@ from torch import Tensor, nn
 
 from .clip import max_normalize
 from .composites import DEFAULTS, Composite, resolve
+from .nn import TimeDistributed
+from .strict import StrictError, inspect
 
-__all__ = ["LFP", "NonFiniteError", "Run"]
+__all__ = ["LFP", "NonFiniteError", "Run", "StrictError"]
 
 log = logging.getLogger("spikelfp")
 _MISSING = object()
+
+#: module -> weak reference to the engine whose rules are installed on it (engines may not overlap)
+_ATTACHED: weakref.WeakKeyDictionary[nn.Module, weakref.ref] = weakref.WeakKeyDictionary()
 
 
 class NonFiniteError(ValueError):
@@ -51,6 +58,9 @@ class Run:
         self.layout: tuple[int, int] | None = None
         self._spikes: dict[int, tuple[weakref.ref, Tensor]] = {}
         self._rates: dict[str, list[Tensor]] = {}
+        #: class name of every module with a rule, by module name (filled at attach, for messages)
+        self.kinds: dict[str, str] = {}
+        self._rates_seen = False  # the statistics were checked by a backward: the next record starts anew
 
     # ---- spikes: stored compactly for the backward pass -----------------------------------------
     def register_spikes(self, spikes: Tensor, compact: Tensor) -> None:
@@ -78,6 +88,8 @@ class Run:
 
     def record_rate(self, name: str, compact: Tensor) -> None:
         """Add a layer's spikes to the firing-rate statistics (kept as tensors: no sync)."""
+        if self._rates_seen:  # a user's step loop: each backward looks at the steps since the last one
+            self._rates, self._rates_seen = {}, False
         total = compact.sum(dtype=torch.float32)
         stats = self._rates.setdefault(name, [total.new_zeros(()), 0])
         stats[0] = stats[0] + total
@@ -93,9 +105,18 @@ class Run:
             return False
         return not bool(torch.stack([t for t, _ in self._rates.values()]).sum() > 0)
 
+    def silent_layers(self) -> list[str]:
+        """The spiking layers that ran and did not fire since the statistics were last reset (one sync)."""
+        if not self._rates:
+            return []
+        names = list(self._rates)
+        counts = torch.stack([self._rates[n][0] for n in names]).tolist()
+        return [n for n, c in zip(names, counts) if c == 0]
+
     def begin_forward(self, layout: tuple[int, int] | None) -> None:
         self.layout = layout
         self._rates = {}
+        self._rates_seen = False
 
     def end_forward(self) -> None:
         self._spikes.clear()
@@ -160,10 +181,35 @@ class LFP:
         input the maximum of a sample is over all steps and features. ``"max-batch"`` divides by one
         maximum over the whole batch instead, which keeps how much each sample contributes: the
         feedback of a learned sample stays small, so training converges (see benchmarks/RESULTS.md).
-        In a user's own time loop (``with lfp:`` and one call per step) each call sees one step, so
-        the maximum is taken per step rather than over all steps.
+        A user's own time loop (``with lfp:`` and one call per step) cannot be normalised this way:
+        each call's feedback would be divided by the maximum of its own step, and autograd passes it
+        on before the other steps' feedback exists, so the updates would differ from the multi-step
+        model's. :meth:`backward` therefore refuses (``ValueError``, before anything is written) a
+        spiking graph in which a layer ran more than once while ``normalize`` is set; run the model
+        multi-step (``out = lfp(x)`` on ``(T, B, …)``) or pass ``normalize=None``.
+    strict
+        Refuse (:class:`StrictError`) a graph in which feedback would pass an autograd node that is
+        neither a rule nor pure routing (LFP-SPEC §9 "Strictness"): a bare ``+``, ``torch.sigmoid``
+        inside a custom module, a surrogate spike function. The check walks the output's graph at
+        :meth:`backward`, before anything is written to ``.grad``. ``strict=False`` lets autograd
+        differentiate such nodes (a mix of LFP and gradients) and warns once per engine. Every node
+        of the graph is checked, also those that built the input (e.g. ``lfp(encoder(x))`` with a
+        learnable encoder outside the model): autograd would write a gradient into whatever tensor
+        requiring grad lies behind them. Routing in front of the model (``lfp(x.expand(...))``) passes.
     check_finite
-        Raise :class:`NonFiniteError` rather than write a non-finite update (one reduction per layer).
+        Raise :class:`NonFiniteError` rather than run a non-finite input or write a non-finite update
+        (one reduction per layer, and one over the input of each ``lfp(x)`` call).
+
+    Raises
+    ------
+    RuntimeError
+        When the model is attached while another engine's rules are installed on one of its modules
+        (engines may not overlap on a model; detach the other one first).
+
+    Notes
+    -----
+    While attached, a patched module copies clean: ``copy.deepcopy`` and ``pickle`` see the module
+    without the rules (no method bound to the original's weights is carried over).
 
     Examples
     --------
@@ -179,6 +225,7 @@ class LFP:
         composite: str | Composite = "epsilon",
         normalize: str | None = None,
         *,
+        strict: bool = True,
         check_finite: bool = True,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -188,10 +235,14 @@ class LFP:
         self.model = model
         self.composite = resolve(composite)
         self.normalize = normalize
+        self.strict = bool(strict)
+        self.check_finite = bool(check_finite)
         self.run = Run(normalize, check_finite)
         self.spiking = any(getattr(m, "is_spiking", False) for m in model.modules())
         self._depth = 0
         self._patched: list[tuple[nn.Module, dict[str, Any], bool | None]] = []
+        self._strict_warned = False
+        self._silence_warned: set[str] = set()
 
     # ---- attach / detach ------------------------------------------------------------------------
     def rules(self) -> dict[str, Any]:
@@ -216,18 +267,36 @@ class LFP:
         return rule
 
     def attach(self) -> LFP:
-        """Install the rules (re-entrant; :meth:`detach` undoes the outermost call)."""
+        """Install the rules (re-entrant; :meth:`detach` undoes the outermost call).
+
+        Raises
+        ------
+        RuntimeError
+            If another engine's rules are installed on one of the model's modules.
+        """
         if self._depth == 0:
             try:
                 for name, module in self.model.named_modules():
                     rule = self._rule_for(name, module)
                     if rule is None:
                         continue
+                    owner = _ATTACHED.get(module)
+                    other = owner() if owner is not None else None
+                    if other is not None and other is not self:
+                        raise RuntimeError(
+                            f"module '{name}' ({type(module).__name__}) is attached to another LFP engine "
+                            f"({other!r}); two engines cannot be attached to one model at the same time: "
+                            "leave the other engine's `with` block (or call its detach()) first"
+                        )
                     methods = rule.patch(module, name, self.run)
+                    methods = {**methods, "__reduce_ex__": None}  # copies and pickles see the clean module
                     saved = {attr: module.__dict__.get(attr, _MISSING) for attr in methods}
                     inplace = getattr(module, "inplace", None)
                     inplace = inplace if isinstance(inplace, bool) else None
+                    methods["__reduce_ex__"] = _clean_reduce(module, saved, inplace)
                     self._patched.append((module, saved, inplace))
+                    _ATTACHED[module] = weakref.ref(self)
+                    self.run.kinds[name] = type(module).__name__
                     for attr, fn in methods.items():
                         module.__dict__[attr] = fn
                     if inplace:
@@ -256,6 +325,9 @@ class LFP:
                     module.__dict__[attr] = old
             if inplace is not None:
                 module.inplace = inplace
+            owner = _ATTACHED.get(module)
+            if owner is not None and owner() is self:
+                del _ATTACHED[module]
 
     def __enter__(self) -> LFP:
         return self.attach()
@@ -266,16 +338,13 @@ class LFP:
     # ---- forward / backward ---------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         layout = None
-        if self.spiking:
-            x = args[0] if args else next(iter(kwargs.values()), None)
-            if isinstance(x, Tensor):
-                if x.dim() < 3:
-                    raise ValueError(
-                        f"this model has spiking layers and needs time-first input (T, B, ...); got a "
-                        f"{x.dim()}-d tensor of shape {tuple(x.shape)} (encode it, e.g. "
-                        "spikelfp.encode.constant(x, steps))"
-                    )
+        x = args[0] if args else next(iter(kwargs.values()), None)
+        if isinstance(x, Tensor):
+            if self.spiking:
+                _check_time_first(self.model, x)
                 layout = (int(x.shape[0]), int(x.shape[1]))
+            if self.check_finite:
+                _check_input_finite(x)
         self.attach()
         previous = self.run.layout
         self.run.begin_forward(layout)
@@ -289,11 +358,18 @@ class LFP:
     def backward(self, output: Tensor, feedback: Tensor, *, retain_graph: bool = False) -> None:
         """Propagate ``feedback`` from ``output`` and write ``p.grad = −Δp`` (accumulating).
 
+        Before anything is written, the output's autograd graph is walked once
+        (:func:`spikelfp.strict.inspect`): it must hold a rule of this engine, and (``strict=True``)
+        only rules and routing nodes.
+
         Raises
         ------
         TypeError, ValueError
-            If the feedback's shape differs from the output's, either holds NaN or Inf, or the
-            output was not produced by this engine with grad enabled.
+            If the feedback's shape differs from the output's, either holds NaN or Inf, the output was
+            not produced by this engine with grad enabled (e.g. a plain ``net(x)`` or another engine's
+            output), or a normalised spiking model ran a layer more than once (a step loop).
+        StrictError
+            (a TypeError) If ``strict`` and an operation without a rule lies on the feedback's path.
         NonFiniteError
             (a ValueError) If the output or feedback holds NaN or Inf, or a feedback or update becomes
             non-finite on the way; nothing non-finite is ever written to ``.grad``.
@@ -313,12 +389,58 @@ class LFP:
                 "the output carries no LFP graph: produce it with `out = lfp(x)` while grad is enabled "
                 "and the model has trainable parameters"
             )
-        if self.spiking and self.run.silent():
-            log.warning(
-                "no spiking layer fired during this forward pass: LFP updates are zero except at biases "
-                "(raise the input gain, lower the thresholds, or check the encoding)"
-            )
+        self._check_graph(output)
+        self._warn_silent_layers()
         torch.autograd.backward(output, feedback.to(output.dtype), retain_graph=retain_graph)
+
+    def _check_graph(self, output: Tensor) -> None:
+        report = inspect(output.grad_fn, self.run)
+        if not report.own and (report.foreign or report.rule_nodes == 0):
+            whose = "another LFP engine" if report.foreign else "no LFP engine (a plain forward pass)"
+            raise ValueError(
+                f"this output was produced by {whose}, not by this one: produce it with `out = lfp(x)` (or "
+                "inside `with lfp:`) so that its rules run; nothing was written to .grad"
+            )
+        if self.normalize is not None and self.run._rates:
+            repeated = sorted(name for name, n in report.calls.items() if n > 1)
+            if repeated:
+                raise ValueError(
+                    f"normalize={self.normalize!r} needs the whole sequence in one call, but layer "
+                    f"'{repeated[0]}' ran {report.calls[repeated[0]]} times in this graph (a step loop): each "
+                    "call would be normalised by the maximum of its own step, and the updates would differ "
+                    "from the multi-step model's. Run the model multi-step (`out = lfp(x)` on (T, B, ...)) "
+                    "or pass normalize=None; nothing was written to .grad"
+                )
+        if report.violation is not None:
+            message = (
+                f"{report.describe()} has no LFP rule; wrap it in a module with a rule (e.g. sl.nn.Add for a "
+                "residual sum) or pass strict=False"
+            )
+            if self.strict:
+                raise StrictError(message + "; nothing was written to .grad")
+            if not self._strict_warned:
+                self._strict_warned = True
+                warnings.warn(
+                    message.replace(
+                        "or pass strict=False",
+                        "(strict=False: autograd differentiates it, mixing a gradient into LFP; warned once)",
+                    ),
+                    stacklevel=3,
+                )
+
+    def _warn_silent_layers(self) -> None:
+        silent = [n for n in self.run.silent_layers() if n not in self._silence_warned]
+        self.run._rates_seen = True
+        for name in silent:
+            self._silence_warned.add(name)
+            kind = self.run.kinds.get(name, "spiking layer")
+            log.warning(
+                "layer '%s' (%s) did not fire in this batch: the feedback through it and the updates of the "
+                "layers before it are zero (raise the input gain, lower its threshold, or check the "
+                "encoding); reported once per layer",
+                name,
+                kind,
+            )
 
     def firing_rates(self) -> dict[str, float]:
         """Mean firing rate per spiking layer in the last forward pass (syncs with the device)."""
@@ -326,3 +448,132 @@ class LFP:
 
     def __repr__(self) -> str:
         return f"LFP({type(self.model).__name__}, composite={self.composite!r}, normalize={self.normalize!r})"
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+def _clean_reduce(module: nn.Module, saved: dict[str, Any], inplace: bool | None):
+    """A ``__reduce_ex__`` for a patched module: the reduction of the module as it is without LFP.
+
+    ``copy.deepcopy``, ``copy.copy`` and ``pickle`` look ``__reduce_ex__`` up on the instance, so the
+    copy gets the module's state with the engine's methods removed (and ``inplace`` restored).
+    """
+
+    def __reduce_ex__(protocol: int):
+        rv = object.__reduce_ex__(module, protocol)
+        if not (isinstance(rv, tuple) and len(rv) >= 3 and isinstance(rv[2], dict)):
+            raise TypeError(
+                f"{type(module).__name__} cannot be copied or pickled while LFP is attached; copy it outside "
+                "the `with lfp:` block"
+            )
+        state = dict(rv[2])
+        for attr, old in saved.items():
+            if old is _MISSING:
+                state.pop(attr, None)
+            else:
+                state[attr] = old
+        if inplace is not None:
+            state["inplace"] = inplace
+        return (rv[0], rv[1], state, *rv[3:])
+
+    return __reduce_ex__
+
+
+def _check_input_finite(x: Tensor) -> None:
+    """Refuse a floating-point input holding NaN or Inf (a stride-0 axis is checked once)."""
+    if not x.is_floating_point() or x.numel() == 0:
+        return
+    view = x
+    for dim in range(x.dim()):
+        if x.stride(dim) == 0 and x.shape[dim] > 1:
+            view = view.narrow(dim, 0, 1)
+    if not bool(torch.isfinite(view).all()):
+        raise NonFiniteError(
+            f"the input to the model (shape {tuple(x.shape)}) contains NaN or Inf: this is bad input data, "
+            "not an LFP failure; check the data and its encoding. Nothing was run"
+        )
+
+
+_PASS_SHAPE = (nn.Dropout, nn.Identity)
+
+
+def _expected_sample_shape(model: nn.Module) -> tuple[str, Any] | None:
+    """What the first Linear/Conv of a sequential model says about one sample at one step.
+
+    Returns ``("shape", shape)`` when it fixes the shape, ``("flat", (start, features))`` when a
+    ``Flatten(start)`` before a ``Linear`` fixes only the number of features, or None.
+    """
+
+    def leaves(m: nn.Module):
+        if isinstance(m, nn.Sequential) and not isinstance(m, TimeDistributed):
+            for child in m:
+                yield from leaves(child)
+        else:
+            yield m
+
+    if not isinstance(model, nn.Sequential):
+        return None
+    flatten = None
+    for layer in leaves(model):
+        if isinstance(layer, _PASS_SHAPE):
+            continue
+        if isinstance(layer, nn.Flatten) and flatten is None and layer.end_dim == -1:
+            flatten = layer.start_dim
+            continue
+        if isinstance(layer, nn.Linear):
+            if flatten is None:
+                return "shape", (layer.in_features,)
+            return ("flat", (flatten, layer.in_features)) if flatten == 2 else None
+        if isinstance(layer, TimeDistributed) and flatten is None:
+            first = next((m for m in leaves(nn.Sequential(*layer)) if not isinstance(m, _PASS_SHAPE)), None)
+            if isinstance(first, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                dims = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(first)]
+                return "conv", (dims, first.in_channels)
+        return None
+    return None
+
+
+def _check_time_first(model: nn.Module, x: Tensor) -> None:
+    """Refuse input to a spiking model that is not time-first ``(T, B, *sample)``."""
+    hint = "encode static inputs first, e.g. spikelfp.encode.constant(images, steps=25)"
+    if x.dim() < 3:
+        raise ValueError(
+            f"this model has spiking layers and needs time-first input (T, B, ...); got a {x.dim()}-d tensor "
+            f"of shape {tuple(x.shape)} ({hint})"
+        )
+    stated = getattr(model, "input_shape", None)
+    if stated is not None:
+        stated = tuple(int(d) for d in stated)
+        if tuple(x.shape[2:]) != stated:
+            raise ValueError(
+                f"this spiking model needs time-first input (T, B, {', '.join(map(str, stated))}), got shape "
+                f"{tuple(x.shape)}; {hint}"
+            )
+        return
+    expected = _expected_sample_shape(model)
+    if expected is None:
+        return
+    kind, info = expected
+    got = tuple(x.shape)
+    if kind == "shape" and got[-1] != info[0]:  # a Linear first reads the last dimension
+        raise ValueError(f"this spiking model needs time-first input (T, B, {info[0]}), got shape {got}; {hint}")
+    if kind == "conv":
+        dims, channels = info
+        if x.dim() != dims + 3 or got[2] != channels:
+            want = ", ".join([str(channels)] + ["…"] * dims)
+            raise ValueError(f"this spiking model needs time-first input (T, B, {want}), got shape {got}; {hint}")
+    if kind == "flat":
+        _, features = info
+        if math.prod(got[2:]) != features:
+            raise ValueError(
+                f"this spiking model needs time-first input (T, B, ...) with {features} features per sample and "
+                f"step, got shape {got}; {hint}"
+            )
+        if x.dim() == 4 and got[1] == 1:
+            raise ValueError(
+                f"input of shape {got} looks like a batch of one-channel images (B, C, H, W), which this model "
+                f"would read as {got[0]} time steps of batch 1; it needs time-first input (T, B, C, H, W): "
+                f"{hint}. If it is time-first already, state the shape of one sample: "
+                f"model.input_shape = {got[2:]}"
+            )

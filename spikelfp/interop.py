@@ -109,7 +109,10 @@ def _norse_lif_box_cell(module: nn.Module, rule: MembraneSplit, name: str, run) 
             v = v.expand_as(input_tensor)
         current = _PassThroughFunction.apply(input_tensor, scale)  # one input: feedback passes unchanged
         spikes, u = _StepLFP.apply(current, v, None, Site(rule, run, name, run.layout, params=params))
-        return spikes, LIFBoxFeedForwardState(v=u * (1.0 - spikes.detach()))
+        # the post-reset state (1 − z)·U: a gate, not a contribution; feedback reaches it only through the next
+        # step's carry, which is zero where z = 1, so it passes unchanged (a rule node, for strictness)
+        reset = _PassThroughFunction.apply(u, lambda t: t * (1.0 - spikes.detach()))
+        return spikes, LIFBoxFeedForwardState(v=reset)
 
     return {"forward": forward}
 
