@@ -19,6 +19,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .device import backend_for
+from .device import resolve as resolve_device
+
 __all__ = ["Reduction", "init_from_env", "sum_updates"]
 
 
@@ -51,18 +54,21 @@ def sum_updates(ddp: nn.parallel.DistributedDataParallel) -> Reduction:
     return state
 
 
-def init_from_env() -> tuple[int, int]:
+def init_from_env(device: str | torch.device | None = "auto") -> tuple[int, int]:
     """Join the process group that ``torchrun`` describes in the environment; ``(rank, world)``.
 
-    Without ``torchrun`` (no ``WORLD_SIZE`` > 1) nothing happens and ``(0, 1)`` is returned. CPU runs use
-    the gloo backend, CUDA runs NCCL, and each process gets an equal share of the CPU threads.
+    Without ``torchrun`` (no ``WORLD_SIZE`` > 1) nothing happens and ``(0, 1)`` is returned. The backend
+    follows the training device (:func:`spikelfp.device.resolve`: each process its ``cuda:$LOCAL_RANK``):
+    NCCL for CUDA, gloo for CPU, and each process gets an equal share of the CPU threads.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        target = resolve_device(device)
+        if target.type == "cuda":
+            torch.cuda.set_device(target)
+        dist.init_process_group(backend_for(target))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     return dist.get_rank(), dist.get_world_size()
