@@ -11,6 +11,7 @@ from . import (
     clip,
     composites,
     data,
+    device,
     distributed,
     encode,
     export,
@@ -21,9 +22,19 @@ from . import (
     rules,
     surrogate,
     train,
+    userdata,
 )
 from .engine import LFP, NonFiniteError
 from .neurons import LIF, LIFParameters, LIFState
+
+
+def __getattr__(name: str):
+    if name == "plot":  # imported on first use: matplotlib is an optional extra
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
@@ -37,6 +48,7 @@ __all__ = [
     "clip",
     "composites",
     "data",
+    "device",
     "distributed",
     "encode",
     "export",
@@ -44,7 +56,9 @@ __all__ = [
     "layers",
     "models",
     "nn",
+    "plot",
     "rules",
     "surrogate",
     "train",
+    "userdata",
 ]

@@ -19,6 +19,20 @@ def _none_or(kind):
     return parse
 
 
+def _dataset(text: str) -> str:
+    """``--dataset``: a built-in name, or a folder or ``.npz`` file that exists."""
+    from .data import LOADERS
+
+    if text in LOADERS:
+        return text
+    path = Path(text)
+    if path.is_dir() or (path.suffix == ".npz" and path.is_file()):
+        return str(path)
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither a dataset name ({', '.join(LOADERS)}) nor an existing folder or .npz file"
+    )
+
+
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     from .composites import PRESETS
     from .models import REGISTRY
@@ -26,7 +40,13 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     methods = [f"lfp-{n}" for n in PRESETS] + ["gradient", "surrogate"]
     g = p.add_argument_group("what to train")
     g.add_argument("--model", default="snn-mlp", choices=list(REGISTRY), help="model (default: snn-mlp)")
-    g.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10", "nmnist"])
+    g.add_argument(
+        "--dataset",
+        default="mnist",
+        type=_dataset,
+        help="mnist, fashion-mnist, cifar10, nmnist, a folder of class folders (ImageFolder kind, optional "
+        "train/ and test/ inside) or an .npz file with arrays x, y (and x_test, y_test)",
+    )
     g.add_argument("--data-root", default=None, help="folder with the dataset's files")
     g.add_argument("--method", default="lfp-epsilon", choices=methods, help="LFP composite or gradient baseline")
     g = p.add_argument_group("optimisation (unset: the paper's setting for the model family)")
@@ -59,6 +79,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
     g.add_argument("--stats", action="store_true", help="log parameter statistics per epoch")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:N or auto (default; under torchrun: cuda:LOCAL_RANK)"
+    )
     g.add_argument("--no-progress", action="store_true")
 
 
@@ -76,7 +99,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .distributed import init_from_env
     from .train import CheckpointError, Trainer, TrainingStopped
 
-    rank, world = init_from_env()  # torchrun: join its process group; else (0, 1)
+    try:  # torchrun: join its process group (NCCL on CUDA, gloo on CPU); else (0, 1)
+        rank, world = init_from_env(args.device)
+    except ValueError as exc:  # an unknown or missing device
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     say = print if rank == 0 else (lambda *a, **k: None)
@@ -92,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 2
         # the saved run's settings, with a new epoch count if one was given
         epochs = saved["epochs"] if args.epochs is None else args.epochs
-        config = type(config)(**{**saved, "epochs": epochs})
+        config = type(config)(**{**saved, "epochs": epochs, "device": args.device})  # resume on any device
     else:
         out = Path(args.out or f"runs/{config.model}-{config.method}-{time.strftime('%Y%m%d-%H%M%S')}")
         if world > 1:  # every rank must use rank 0's folder
@@ -106,7 +133,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             say(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
         c = trainer.config
         say(
-            f"training {c.model} on {c.dataset} with {c.method} ({c.optimizer}, lr {c.lr}, batch {c.batch_size}"
+            f"training {c.model} on {c.dataset} ({trainer.device}) with {c.method} ({c.optimizer}, lr {c.lr}, "
+            f"batch {c.batch_size}"
             + (f", T={c.steps}, beta={c.beta}, {c.encoding} encoding" if trainer.spiking else "")
             + f") for {c.epochs} epoch(s)"
             + (f" on {world} processes" if world > 1 else "")
