@@ -200,12 +200,17 @@ class Rule:
         def forward(x: Tensor) -> Tensor:
             if pre_pad is not None:
                 x = F.pad(x, pre_pad, mode=pad_mode)
+            weight, bias = module.weight, module.bias
+            if torch.is_autocast_enabled(x.device.type):  # autocast: the rule runs in its dtype, forward and back
+                dtype = torch.get_autocast_dtype(x.device.type)
+                x, weight = x.to(dtype), weight.to(dtype)
+                bias = None if bias is None else bias.to(dtype)
             if _hoistable(x, op, run):  # the same input at every step: compute once, expand the output
                 layout = None if run.layout is None else (1, run.layout[1])
-                z = _LinearRuleFunction.apply(x[:1], module.weight, module.bias, Site(rule, run, name, layout, op=op))
+                z = _LinearRuleFunction.apply(x[:1], weight, bias, Site(rule, run, name, layout, op=op))
                 return z.expand(x.shape[0], *z.shape[1:])
             site = Site(rule, run, name, run.layout, op=op)
-            return _LinearRuleFunction.apply(x, module.weight, module.bias, site)
+            return _LinearRuleFunction.apply(x, weight, bias, site)
 
         return {"forward": forward}
 
