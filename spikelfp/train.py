@@ -550,7 +550,7 @@ class Trainer:
         """Whether any rank was interrupted (a collective decision, so no rank waits alone)."""
         if self.world_size == 1:
             return self._stop_requested
-        flag = torch.tensor(float(self._stop_requested))
+        flag = torch.tensor(float(self._stop_requested), device=self.device)  # NCCL reduces CUDA tensors only
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         self._stop_requested = bool(flag > 0)
         return self._stop_requested
