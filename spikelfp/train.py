@@ -420,10 +420,10 @@ class Trainer:
                 hooks.append(m.register_forward_hook(hook))
         generator = torch.Generator(device=self.device).manual_seed(12345)
         shard = (self.rank, self.world_size) if self.world_size > 1 else None
-        time_first = bool(getattr(dataset, "time_first", False))
         try:
             for x, y in dataset.batches(batch_size, standardize=self.config.standardize, shard=shard):
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                time_first = bool(getattr(dataset, "time_first", False))  # known once a sample was read
                 out = self.runner(self.encode(x, generator, time_first))
                 tally.add(self.logits_of(out), y)
         finally:

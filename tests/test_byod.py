@@ -142,7 +142,7 @@ def test_dataloader_limit_and_batches():
     assert [len(b) for _, b in loader.batches(start=2)] == [4]
 
 
-def test_tonic_style_events_are_binned_by_tonic():
+def test_tonic_style_events_are_binned_by_tonic(tmp_path):
     tonic = pytest.importorskip("tonic")
     rng = np.random.default_rng(0)
     dtype = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
@@ -172,6 +172,15 @@ def test_tonic_style_events_are_binned_by_tonic():
         want = tonic.transforms.ToFrame(sensor_size=data.sensor_size, n_time_bins=3)(data.samples[i])
         assert torch.equal(x[:, i], torch.from_numpy(want).float())
     assert y.tolist() == [0, 1, 0, 1]
+    # through the Trainer: the frames are the time axis (no encoding on top), in training and testing
+    model = nn.Sequential(nn.Flatten(2), nn.Linear(40, 3), sl.LIF(0.9))
+    trainer = Trainer(
+        Config(steps=3, batch_size=2), tmp_path, model=model, train_set=data, test_set=Events(), progress=False
+    )
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
+    trainer.fit()
+    assert {s[:1] + s[2:] for s in seen} == {(3, 2, 4, 5)} and (3, 4, 2, 4, 5) in seen  # train, test batches
 
 
 def test_not_a_dataset_is_named():
