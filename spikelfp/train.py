@@ -706,6 +706,8 @@ def load_model(
         raise CheckpointError(f"{path} is not a spikelfp model file (no 'model' and 'config' entries)")
     c = saved["config"]
     if model is None:
+        if "input_shape" in saved and saved["input_shape"] is None:
+            raise CheckpointError(f"{path} holds a user's own model (not built from the config): pass model=")
         shape = saved.get("input_shape")
         if shape is None:  # written before input_shape was recorded: the built-in sets' shapes
             shape = {"cifar10": [3, 32, 32], "nmnist": [2, 34, 34]}.get(c.get("dataset"), [1, 28, 28])

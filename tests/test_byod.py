@@ -544,6 +544,16 @@ def test_load_model_restores_weights_and_neurons(tmp_path):
     assert torch.equal(model(xs), trainer.model.eval()(xs))
     with pytest.raises(CheckpointError, match="no model.pt"):
         sl.train.load_model(tmp_path / "nothing")
+    # a user's own model: load_model needs a fresh instance, and fills it
+    mine = Trainer(
+        ann_config(epochs=1), tmp_path / "mine", model=ann(size=28), train_set=data, test_set=data, progress=False
+    )
+    mine.fit()
+    with pytest.raises(CheckpointError, match="pass model="):
+        sl.train.load_model(tmp_path / "mine")
+    loaded = sl.train.load_model(tmp_path / "mine", model=ann(seed=5, size=28))
+    for a, b in zip(params(loaded), params(mine.model)):
+        assert torch.equal(a, b)
 
 
 def test_plots_show_the_spikes():
