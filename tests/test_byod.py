@@ -566,3 +566,57 @@ def test_plots_show_the_spikes():
     torch.testing.assert_close(torch.tensor([p.get_height() for p in ax.patches]), spikes.mean(0).double())
     with pytest.raises(ValueError, match="spikes"):
         sl.plot.raster(torch.rand(2, 3, 4, 5, 6))
+
+
+# --------------------------------------------------------------------------------------------------
+# DDP: a user's dataset and an snnTorch step model under 2 gloo processes
+# --------------------------------------------------------------------------------------------------
+def snntorch_net():
+    snn = pytest.importorskip("snntorch")
+    fc1, fc2 = linears()
+    return nn.Sequential(
+        fc1, snn.Leaky(beta=BETA, init_hidden=True), fc2, snn.Leaky(beta=BETA, init_hidden=True, output=True)
+    )
+
+
+def ddp_config(batch):
+    return Config(method="lfp-epsilon", steps=4, batch_size=batch, epochs=1, normalize="none", clip=0, lr=1e-2)
+
+
+def ddp_worker(rank, init_file, out_dir):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        data = spiking_data(n=32)
+        trainer = Trainer(
+            ddp_config(4),
+            out_dir,
+            model=snntorch_net(),
+            train_set=data,
+            test_set=data,
+            progress=False,
+            rank=rank,
+            world_size=2,
+        )
+        trainer.fit()
+        torch.save([p.detach() for p in trainer.model.parameters()], f"{out_dir}/rank{rank}.pt")
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_with_a_user_dataset_and_an_snntorch_model_equals_one_process(tmp_path):
+    pytest.importorskip("snntorch")
+    import torch.multiprocessing as mp
+
+    mp.spawn(ddp_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    data = spiking_data(n=32)
+    one = Trainer(ddp_config(8), tmp_path / "one", model=snntorch_net(), train_set=data, test_set=data, progress=False)
+    one.fit()  # one process with the union of the ranks' batches (summed updates: sum_updates)
+    for p0, p1, want in zip(*ranks, one.model.parameters()):
+        assert torch.equal(p0, p1)
+        torch.testing.assert_close(p0, want.detach(), rtol=1e-5, atol=1e-6)
+    assert not torch.equal(ranks[0][0], linears()[0].weight.detach())  # training moved them
