@@ -34,6 +34,7 @@ def ann(seed=0, size=6):
 
 def ann_config(**kw):
     base = dict(model="mlp", method="lfp-epsilon", epochs=2, batch_size=8, standardize=False, optimizer="sgd")
+    base.setdefault("device", "cpu")  # the references are on the CPU; test_trainer_on_an_explicit_device covers auto
     base.update(kw)
     return Config(**base)
 
@@ -63,7 +64,7 @@ def test_rate_encoding_refuses_floats_outside_unit_range(tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(2), nn.Linear(36, 3), sl.LIF(0.9))
     trainer = Trainer(
-        Config(method="lfp-epsilon", encoding="rate", steps=3, batch_size=8),
+        Config(method="lfp-epsilon", encoding="rate", steps=3, batch_size=8, device="cpu"),
         tmp_path,
         model=model,
         train_set=data,
@@ -171,7 +172,12 @@ def test_tonic_style_events_are_binned_by_tonic(tmp_path):
     # through the Trainer: the frames are the time axis (no encoding on top), in training and testing
     model = nn.Sequential(nn.Flatten(2), nn.Linear(40, 3), sl.LIF(0.9))
     trainer = Trainer(
-        Config(steps=3, batch_size=2), tmp_path, model=model, train_set=data, test_set=Events(), progress=False
+        Config(steps=3, batch_size=2, device="cpu"),
+        tmp_path,
+        model=model,
+        train_set=data,
+        test_set=Events(),
+        progress=False,
     )
     seen = []
     model.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
@@ -254,6 +260,7 @@ def linears(seed=0):
 def one_step(model, tmp_path, name, **kw):
     """The parameters after one Trainer step (SGD, lr 1: the update itself), and the trainer."""
     data = spiking_data()
+    kw.setdefault("device", "cpu")
     config = Config(
         method="lfp-epsilon", steps=6, batch_size=16, optimizer="sgd", lr=1.0, momentum=0.0, normalize="none", clip=0
     )
@@ -425,6 +432,17 @@ def test_trainer_on_an_explicit_device(tmp_path, capsys):
     assert trainer.device == torch.device("cpu") and trainer.config.device == "cpu"
     trainer.fit()
     assert all(p.device.type == "cpu" for p in trainer.model.parameters())
+    # auto: the GPU where there is one (this part exercises the CUDA path when the suite runs on a GPU)
+    auto = Trainer(ann_config(epochs=1, device="auto"), tmp_path / "auto", model=ann(), train_set=data, test_set=data)
+    want = sl.device.resolve("auto")
+    metrics = auto.fit()
+    assert auto.device == want and all(p.device == want for p in auto.model.parameters())
+    assert 0 <= metrics["test_accuracy"] <= 1
+    saved = torch.load(tmp_path / "auto" / "model.pt", weights_only=True)
+    assert all(t.device.type == "cpu" for t in saved["model"].values())  # model.pt loads anywhere
+    ckpt = Trainer(ann_config(epochs=2, device="cpu"), tmp_path / "auto", model=ann(), train_set=data, test_set=data)
+    ckpt.load_checkpoint(tmp_path / "auto")  # resumes on the CPU whatever device wrote it
+    assert ckpt.epoch == 1
     args = ["train", "--model", "mlp", "--limit-train", "64", "--limit-test", "32", "--out", str(tmp_path / "r")]
     assert main([*args, "--device", "nonsense", "--no-progress"]) == 2
     assert "unknown device 'nonsense'" in capsys.readouterr().err
@@ -523,7 +541,9 @@ def test_no_hoisting_where_the_per_step_input_feedback_is_read():
 def test_load_model_restores_weights_and_neurons(tmp_path):
     x, y = images(n=16, size=28)
     data = TensorDataset(x, y)
-    config = Config(model="snn-mlp", steps=3, batch_size=8, epochs=1, beta=0.8, threshold=0.7, reset="zero")
+    config = Config(
+        model="snn-mlp", steps=3, batch_size=8, epochs=1, beta=0.8, threshold=0.7, reset="zero", device="cpu"
+    )
     trainer = Trainer(config, tmp_path, train_set=data, test_set=data, progress=False)
     trainer.model[2].params = sl.LIFParameters(0.6, 0.5, "subtract")  # a layer changed after building
     trainer.fit()
@@ -580,7 +600,9 @@ def snntorch_net():
 
 
 def ddp_config(batch):
-    return Config(method="lfp-epsilon", steps=4, batch_size=batch, epochs=1, normalize="none", clip=0, lr=1e-2)
+    return Config(
+        method="lfp-epsilon", steps=4, batch_size=batch, epochs=1, normalize="none", clip=0, lr=1e-2, device="cpu"
+    )
 
 
 def ddp_worker(rank, init_file, out_dir):
