@@ -208,10 +208,14 @@ class LoaderBatches(_Batches):
         self._epoch = 0
 
     def __len__(self) -> int:
+        """Samples per epoch (0 when an iterable dataset does not say)."""
         try:
             n = len(self.loader.dataset)
         except TypeError:
-            n = len(self.loader) * (self.loader.batch_size or 1)
+            try:
+                n = len(self.loader) * (self.loader.batch_size or 1)
+            except TypeError:
+                n = 0
         return n if self.limit is None else min(n, self.limit)
 
     def num_batches(self, batch_size: int, world: int = 1) -> int:
