@@ -521,6 +521,24 @@ def test_hoisting_in_a_user_module_keeps_the_input_feedback_exact(composite):
     assert xa.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("composite", ["epsilon", "zplus-zminus"])
+def test_hoisting_a_convolution_is_exact(composite):
+    torch.manual_seed(3)
+    conv = nn.Conv1d(2, 4, 3)
+    x = torch.rand(1, 2, 9).expand(6, 2, 9)  # one input repeated along the batched axis
+    r = torch.randn(6, 4, 7)  # a different feedback for every repeat
+    got = []
+    for inp in (x, x.contiguous()):
+        conv.zero_grad(set_to_none=True)
+        lfp = sl.LFP(conv, composite)
+        out = lfp(inp)
+        assert (out.stride(0) == 0) == (inp is x)  # hoisted only for the stride-0 input
+        lfp.backward(out, r)
+        got.append([p.grad.clone() for p in conv.parameters()])
+    for g, w in zip(*got):
+        torch.testing.assert_close(g, w, rtol=1e-6, atol=1e-6)
+
+
 def test_no_hoisting_where_the_per_step_input_feedback_is_read():
     torch.manual_seed(0)
     fc = nn.Linear(4, 3)
