@@ -666,7 +666,8 @@ class Trainer:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self._tally = _Tally.from_state(state["tally"], self.device)
         self.history = json.loads(state["history"])
-        self._stats_prev = state.get("stats_prev")
+        prev = state.get("stats_prev")
+        self._stats_prev = None if prev is None else {k: v.to(self.device) for k, v in prev.items()}
 
 
 def load_model(
