@@ -11,6 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 "$PY" -m pip install --upgrade-strategy only-if-needed "torch==2.13.0"
-"$PY" -m pip install -c constraints.txt -e ".[test,export,events,plot]" "snntorch>=0.9" "nir>=1.0" "nirtorch>=1.0"
+"$PY" -m pip install -c constraints.txt -e ".[test,export,events,plot,images]" "snntorch>=0.9" "nir>=1.0" "nirtorch>=1.0"
 "$PY" -m pip install -c constraints.txt --no-deps "norse==1.1.0"
 "$PY" -c "import torch, spikelfp; print('spikelfp', spikelfp.__version__, 'with torch', torch.__version__)"

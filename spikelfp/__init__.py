@@ -11,6 +11,7 @@ from . import (
     clip,
     composites,
     data,
+    device,
     distributed,
     encode,
     export,
@@ -22,9 +23,19 @@ from . import (
     strict,
     surrogate,
     train,
+    userdata,
 )
 from .engine import LFP, NonFiniteError, StrictError
 from .neurons import LIF, LIFParameters, LIFState
+
+
+def __getattr__(name: str):
+    if name == "plot":  # imported on first use: matplotlib is an optional extra
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
@@ -39,6 +50,7 @@ __all__ = [
     "clip",
     "composites",
     "data",
+    "device",
     "distributed",
     "encode",
     "export",
@@ -46,8 +58,10 @@ __all__ = [
     "layers",
     "models",
     "nn",
+    "plot",
     "rules",
     "strict",
     "surrogate",
     "train",
+    "userdata",
 ]

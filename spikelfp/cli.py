@@ -62,6 +62,20 @@ _POSITIVE = _number(float, 0, low_open=True)
 _NONNEG = _number(float, 0)
 
 
+def _dataset(text: str) -> str:
+    """``--dataset``: a built-in name, or a folder or ``.npz`` file that exists."""
+    from .data import LOADERS
+
+    if text in LOADERS:
+        return text
+    path = Path(text)
+    if path.is_dir() or (path.suffix == ".npz" and path.is_file()):
+        return str(path)
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither a dataset name ({', '.join(LOADERS)}) nor an existing folder or .npz file"
+    )
+
+
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     from .composites import PRESETS
     from .models import REGISTRY
@@ -69,7 +83,13 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     methods = [f"lfp-{n}" for n in PRESETS] + ["gradient", "surrogate"]
     g = p.add_argument_group("what to train")
     g.add_argument("--model", default="snn-mlp", choices=list(REGISTRY), help="model (default: snn-mlp)")
-    g.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10", "nmnist"])
+    g.add_argument(
+        "--dataset",
+        default="mnist",
+        type=_dataset,
+        help="mnist, fashion-mnist, cifar10, nmnist, a folder of class folders (ImageFolder kind, optional "
+        "train/ and test/ inside) or an .npz file with arrays x, y (and x_test, y_test)",
+    )
     g.add_argument("--data-root", default=None, help="folder with the dataset's files")
     g.add_argument("--method", default="lfp-epsilon", choices=methods, help="LFP composite or gradient baseline")
     g = p.add_argument_group("optimisation (unset: the paper's setting for the model family)")
@@ -103,6 +123,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stats", action="store_true", help="log parameter statistics per epoch")
     g.add_argument("--threads", type=_COUNT, default=None, help="torch CPU threads")
     g.add_argument("--force", action="store_true", help="overwrite the run already in --out (instead of --resume)")
+    g.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:N or auto (default; under torchrun: cuda:LOCAL_RANK)"
+    )
     g.add_argument("--no-progress", action="store_true")
 
 
@@ -114,7 +137,7 @@ def _config_from(args: argparse.Namespace):
 
 
 # Settings a resumed run may change (logged): they alter neither the data order nor the arithmetic.
-_RESUME_OVERRIDES = ("epochs", "checkpoint_every", "stats", "data_root")
+_RESUME_OVERRIDES = ("epochs", "checkpoint_every", "stats", "data_root", "device")
 _RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "model.pt")
 
 
@@ -206,7 +229,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .distributed import init_from_env
     from .train import CheckpointError, Config, Trainer, TrainingStopped
 
-    rank, world = init_from_env()  # torchrun: join its process group; else (0, 1)
+    try:  # torchrun: join its process group (NCCL on CUDA, gloo on CPU); else (0, 1)
+        rank, world = init_from_env(args.device)
+    except ValueError as exc:  # an unknown or missing device
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     say = print if rank == 0 else (lambda *a, **k: None)
@@ -225,7 +252,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             say(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
         c = trainer.config
         say(
-            f"training {c.model} on {c.dataset} with {c.method} ({c.optimizer}, lr {c.lr}, batch {c.batch_size}"
+            f"training {c.model} on {c.dataset} ({trainer.device}) with {c.method} ({c.optimizer}, lr {c.lr}, "
+            f"batch {c.batch_size}"
             + (f", T={c.steps}, beta={c.beta}, {c.encoding} encoding" if trainer.spiking else "")
             + f") for {c.epochs} epoch(s)"
             + (f" on {world} processes" if world > 1 else "")

@@ -275,7 +275,8 @@ class _Batches:
 
 @dataclass
 class ImageSet(_Batches):
-    """Images ``(N, C, H, W)`` as ``uint8`` and labels ``(N,)`` as ``int64``, with the set's statistics."""
+    """Images ``(N, C, H, W)`` as ``uint8`` (or floats, taken as they are) and labels ``(N,)`` as ``int64``,
+    with the set's statistics."""
 
     images: Tensor
     labels: Tensor
@@ -312,8 +313,11 @@ class ImageSet(_Batches):
         return ImageSet(self.images[:n], self.labels[:n], self.mean, self.std, self.name)
 
     def to_float(self, images: Tensor, standardize: bool) -> Tensor:
-        """``uint8`` images to floats in [0, 1], or standardised with the set's mean and std."""
-        x = images.float().div_(255.0)
+        """``uint8`` images to floats in [0, 1] (``x / 255``), or standardised with the set's mean and std.
+
+        Floating-point images are taken as they are (never divided by 255 again).
+        """
+        x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
         if standardize:
             mean = torch.tensor(self.mean).view(1, -1, 1, 1)
             std = torch.tensor(self.std).view(1, -1, 1, 1)

@@ -20,6 +20,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .device import backend_for
+from .device import resolve as resolve_device
+
 __all__ = ["Reduction", "init_from_env", "shutdown", "sum_updates"]
 
 
@@ -52,11 +55,12 @@ def sum_updates(ddp: nn.parallel.DistributedDataParallel) -> Reduction:
     return state
 
 
-def init_from_env() -> tuple[int, int]:
+def init_from_env(device: str | torch.device | None = "auto") -> tuple[int, int]:
     """Join the process group that ``torchrun`` describes in the environment; ``(rank, world)``.
 
-    Without ``torchrun`` (no ``WORLD_SIZE`` > 1) nothing happens and ``(0, 1)`` is returned. CPU runs use
-    the gloo backend, CUDA runs NCCL, and each process gets an equal share of the CPU threads.
+    Without ``torchrun`` (no ``WORLD_SIZE`` > 1) nothing happens and ``(0, 1)`` is returned. The backend
+    follows the training device (:func:`spikelfp.device.resolve`: each process its ``cuda:$LOCAL_RANK``):
+    NCCL for CUDA, gloo for CPU, and each process gets an equal share of the CPU threads.
 
     Collectives time out after ``$SPIKELFP_DIST_TIMEOUT`` seconds (default 300, not PyTorch's 30 minutes),
     so a rank that hangs without dying stops the group in minutes; a rank that fails leaves at once
@@ -66,11 +70,13 @@ def init_from_env() -> tuple[int, int]:
     if world <= 1:
         return 0, 1
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        target = resolve_device(device)
+        if target.type == "cuda":
+            torch.cuda.set_device(target)
         timeout = float(os.environ.get("SPIKELFP_DIST_TIMEOUT", "300"))
         if not timeout > 0:
             raise ValueError(f"SPIKELFP_DIST_TIMEOUT must be a positive number of seconds, got {timeout}")
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+        dist.init_process_group(backend_for(target), timeout=datetime.timedelta(seconds=timeout))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     return dist.get_rank(), dist.get_world_size()

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["Feedback", "Reward", "Sigmoid", "Softmax", "SpikeSequence", "one_hot", "spike_count_prediction"]
+__all__ = ["Feedback", "FromLoss", "Reward", "Sigmoid", "Softmax", "SpikeSequence", "one_hot", "spike_count_prediction"]
 
 Reduction = Literal["sum", "mean"]
 
@@ -133,3 +133,54 @@ class SpikeSequence(Feedback):
         pos = 1.0 - torch.sigmoid(n - steps / 2)
         neg = 1.0 - torch.sigmoid((steps - n) - steps / 2)
         return torch.where(y.bool(), pos, -output * neg)
+
+
+class FromLoss:
+    """A bridge from a loss to LFP: feedback ``r = −∂L/∂o`` of a loss ``L(o, y)`` on the output ``o``.
+
+    .. math::
+        r = -\\frac{\\partial L(o, y)}{\\partial o}
+
+    The derivative is taken by autograd on a detached copy of the output, so nothing flows into the
+    model: the loss only shapes the feedback at the output, and LFP distributes it. This is *not* one
+    of LFP's own feedback functions (LFP-SPEC §4: Eq. 7, A.1, A.16), which are rewards shaped for LFP
+    (e.g. scaled by the logit, so they decay for confident outputs); it lets any loss, such as
+    snnTorch's ``ce_rate_loss()`` or ``torch.nn.CrossEntropyLoss()``, drive LFP, and its scale is the
+    loss's (a ``reduction="mean"`` loss gives feedback ``B`` times smaller than ``"sum"``).
+
+    Parameters
+    ----------
+    loss_fn
+        ``loss_fn(output, target) -> scalar tensor``.
+
+    Examples
+    --------
+    >>> fb = FromLoss(torch.nn.CrossEntropyLoss(reduction="sum"))
+    >>> lfp.backward(out, fb(out, y))
+    """
+
+    def __init__(self, loss_fn) -> None:
+        if not callable(loss_fn):
+            raise TypeError(f"loss_fn must be callable as loss_fn(output, target), got {type(loss_fn).__name__}")
+        self.loss_fn = loss_fn
+
+    def __call__(self, output: Tensor, target: Tensor) -> Tensor:
+        if not isinstance(output, Tensor):
+            raise TypeError(f"output must be a tensor, got {type(output).__name__}")
+        if not output.is_floating_point():
+            raise TypeError(f"output must be a floating-point tensor, got {output.dtype}")
+        o = output.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            loss = self.loss_fn(o, target)
+            if not isinstance(loss, Tensor) or loss.numel() != 1:
+                shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+                raise ValueError(f"the loss must be a scalar tensor (use reduction='sum' or 'mean'), got {shape}")
+            if not loss.requires_grad:
+                raise ValueError("the loss does not depend on the output through autograd; no feedback to take")
+            (grad,) = torch.autograd.grad(loss.reshape(()), o, allow_unused=True)
+        if grad is None:
+            return torch.zeros_like(output)
+        return grad.neg_()
+
+    def __repr__(self) -> str:
+        return f"FromLoss({self.loss_fn!r})"

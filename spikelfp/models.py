@@ -8,15 +8,32 @@ Non-spiking: :func:`mlp` (512-256-128-10, dropout 0.5), :func:`lenet` (2×conv16
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
 from .neurons import LIF
 from .nn import SpikingSequential, TimeDistributed
 
-__all__ = ["REGISTRY", "build", "deep_mlp", "lenet", "mlp", "spiking_lenet", "spiking_mlp", "vgg16"]
+__all__ = [
+    "REGISTRY",
+    "apply_neuron_settings",
+    "build",
+    "deep_mlp",
+    "is_spiking",
+    "lenet",
+    "mlp",
+    "neuron_settings",
+    "spiking_lenet",
+    "spiking_mlp",
+    "spiking_modules",
+    "time_loop",
+    "vgg16",
+]
 
 
 def _conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -196,6 +213,85 @@ def build(name: str, in_channels: int = 1, input_size: int = 28, num_classes: in
     return REGISTRY[name](in_channels, input_size, num_classes, **options)
 
 
+# Spiking neurons of other libraries, by (module that defines the class, class name). A model holding
+# one has imported its library already, so the lookup reads sys.modules and never imports anything.
+_FOREIGN_NEURONS = (
+    ("snntorch._neurons.neurons", "SpikingNeuron"),  # snnTorch: Leaky, Synaptic, Alpha, RLeaky, ...
+    ("norse.torch.module.snn", "SNNCell"),  # norse: LIFBoxCell, LIFCell, ... (one step, explicit state)
+    ("norse.torch.module.snn", "SNNRecurrentCell"),
+    ("norse.torch.module.snn", "SNN"),  # norse: multi-step modules (LIF, ...)
+    ("norse.torch.module.snn", "SNNRecurrent"),
+)
+
+
+def _foreign_classes() -> tuple[type, ...]:
+    found = []
+    for module_name, class_name in _FOREIGN_NEURONS:
+        cls = getattr(sys.modules.get(module_name), class_name, None)
+        if isinstance(cls, type):
+            found.append(cls)
+    return tuple(found)
+
+
+def spiking_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every spiking layer: spikelfp's neurons (``is_spiking``), snnTorch's and norse's."""
+    foreign = _foreign_classes()
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if getattr(m, "is_spiking", False) is True or (foreign and isinstance(m, foreign))
+    ]
+
+
 def is_spiking(model: nn.Module) -> bool:
-    """True if ``model`` holds spiking layers (and so takes time-first input)."""
-    return any(getattr(m, "is_spiking", False) for m in model.modules())
+    """True if ``model`` holds spiking layers: spikelfp's, snnTorch's or norse's."""
+    return bool(spiking_modules(model))
+
+
+def time_loop(model: nn.Module) -> str:
+    """Who loops over time for ``model``: ``"model"`` or ``"trainer"`` (``"trainer-state"`` with state).
+
+    - spikelfp's neurons and norse's multi-step modules take the whole sequence ``(T, B, …)``:
+      ``"model"``;
+    - snnTorch neurons that all keep their own state (``init_hidden=True``) make a step model, called
+      once per step by the Trainer with its state reset before each batch: ``"trainer"``;
+    - a norse ``SequentialState`` is a step model whose state is passed back in: ``"trainer-state"``;
+    - anything else that holds step neurons (snnTorch with ``init_hidden=False``, norse cells) must
+      carry their state in its own ``forward`` and so loop over time itself: ``"model"``.
+    """
+    if type(model).__name__ == "SequentialState" and type(model).__module__.startswith("norse"):
+        return "trainer-state"
+    layers = [m for _, m in spiking_modules(model)]
+    if any(getattr(m, "is_spiking", False) is True for m in layers):
+        return "model"
+    snntorch_layers = [m for m in layers if type(m).__module__.startswith("snntorch")]
+    if snntorch_layers and all(getattr(m, "init_hidden", False) for m in snntorch_layers):
+        return "trainer"
+    return "model"
+
+
+def neuron_settings(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """Each spikelfp neuron's parameters (β, threshold, reset, …) by module name, as plain values."""
+    settings = {}
+    for name, m in model.named_modules():
+        params = getattr(m, "params", None)
+        if getattr(m, "is_spiking", False) is True and dataclasses.is_dataclass(params):
+            settings[name] = {k: v for k, v in dataclasses.asdict(params).items() if isinstance(v, (int, float, str))}
+    return settings
+
+
+def apply_neuron_settings(model: nn.Module, settings: dict[str, dict[str, Any]]) -> None:
+    """Give each named spikelfp neuron the parameters :func:`neuron_settings` recorded.
+
+    Raises
+    ------
+    ValueError
+        If a recorded neuron is missing from ``model`` or is not a spikelfp neuron.
+    """
+    modules = dict(model.named_modules())
+    for name, values in settings.items():
+        m = modules.get(name)
+        params = getattr(m, "params", None)
+        if m is None or not dataclasses.is_dataclass(params):
+            raise ValueError(f"the saved neuron '{name}' is not a spikelfp neuron of this model")
+        m.params = dataclasses.replace(params, **values)

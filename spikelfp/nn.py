@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Add", "Heaviside", "SpikingSequential", "TimeDistributed"]
+__all__ = ["Add", "CallWith", "Heaviside", "SpikingSequential", "TimeDistributed", "TimeLoop"]
 
 
 class Add(nn.Module):
@@ -128,3 +128,77 @@ class SpikingSequential(nn.Sequential):
 
     def extra_repr(self) -> str:
         return f"input_shape={self.input_shape}"
+
+
+class TimeLoop(nn.Module):
+    """Run a step model over time: ``(T, B, …) → (T, B, …)``, one call of ``model`` per step.
+
+    .. math::
+        o_t = \\mathrm{model}(x_t), \\quad t = 0, …, T−1, \\qquad \\text{output} = \\mathrm{stack}_t(o_t)
+
+    This is how snnTorch networks whose neurons keep their own state (``init_hidden=True``, e.g. an
+    ``nn.Sequential`` of ``Linear`` and ``snn.Leaky``) are run: the state of every such neuron is reset
+    before the first step (each neuron's ``reset_mem()``, what ``snntorch.utils.reset(net)`` does for
+    the neurons of ``net`` alone), and a step's output that is a tuple (``output=True``) contributes its
+    first item, the spikes. With ``stateful=True`` the model is called as ``model(x_t, state)`` and
+    returns ``(o_t, state)`` (norse's ``SequentialState``); the state starts as None.
+
+    Parameters
+    ----------
+    model
+        The step model.
+    stateful
+        Pass the state returned by one step into the next.
+    """
+
+    def __init__(self, model: nn.Module, stateful: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.stateful = bool(stateful)
+
+    def reset(self) -> None:
+        """Reset the hidden state of every neuron that keeps its own (snnTorch's ``init_hidden``)."""
+        for m in self.model.modules():
+            if getattr(m, "init_hidden", False) is True and callable(getattr(m, "reset_mem", None)):
+                m.reset_mem()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.dim() < 2:
+            raise ValueError(
+                f"TimeLoop expects time-first input (T, B, ...), got {getattr(x, 'shape', type(x).__name__)}"
+            )
+        self.reset()
+        state = None
+        outs = []
+        for t in range(x.shape[0]):
+            if self.stateful:
+                out, state = self.model(x[t], state)
+            else:
+                out = self.model(x[t])
+                if isinstance(out, (tuple, list)):
+                    out = out[0]
+            outs.append(out)
+        return torch.stack(outs)
+
+
+class CallWith(nn.Module):
+    """A module whose forward is ``fn(model, x)``: a user's own way of running ``model`` on an input.
+
+    Parameters
+    ----------
+    model
+        The model (registered as a submodule, so the Trainer and LFP see its layers).
+    fn
+        ``fn(model, x) -> output``; for a spiking model ``x`` is time-first ``(T, B, …)`` and the output
+        should be ``(T, B, C)``.
+    """
+
+    def __init__(self, model: nn.Module, fn) -> None:
+        super().__init__()
+        if not callable(fn):
+            raise TypeError(f"forward must be callable as fn(model, x), got {type(fn).__name__}")
+        self.model = model
+        self.fn = fn
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fn(self.model, x)

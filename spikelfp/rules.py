@@ -200,10 +200,51 @@ class Rule:
         def forward(x: Tensor) -> Tensor:
             if pre_pad is not None:
                 x = F.pad(x, pre_pad, mode=pad_mode)
+            weight, bias = module.weight, module.bias
+            if torch.is_autocast_enabled(x.device.type):  # autocast: the rule runs in its dtype, forward and back
+                dtype = torch.get_autocast_dtype(x.device.type)
+                x, weight = x.to(dtype), weight.to(dtype)
+                bias = None if bias is None else bias.to(dtype)
+            if _hoistable(x, op, run):  # the same input at every step: compute once, expand the output
+                layout = None if run.layout is None else (1, run.layout[1])
+                z = _LinearRuleFunction.apply(x[:1], weight, bias, Site(rule, run, name, layout, op=op))
+                return z.expand(x.shape[0], *z.shape[1:])
             site = Site(rule, run, name, run.layout, op=op)
-            return _LinearRuleFunction.apply(x, module.weight, module.bias, site)
+            return _LinearRuleFunction.apply(x, weight, bias, site)
 
         return {"forward": forward}
+
+
+# autograd nodes that only re-view their input: feedback through them reaches the expansion behind
+_VIEW_NODES = frozenset({"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "AliasBackward0"})
+
+
+def _hoistable(x: Tensor, op: LinearOp, run: Run) -> bool:
+    """Whether a linear-like layer may compute once on ``x[:1]`` and expand: constant-input hoisting.
+
+    ``x`` must repeat one slice along dimension 0 (stride 0, as :func:`spikelfp.encode.constant` or
+    ``expand`` make it; ``Flatten(2)`` keeps it), with dimension 0 a time or batch axis (a
+    convolution's input batched). The layer's output is then the same at every step, and the update is
+    exact: autograd's backward of the expansion sums the feedback over steps, and every rule is linear
+    in the feedback with a denominator that is the same at every step, so
+    ``Δw(Σ_t r_t) = Σ_t Δw(r_t)``. The input feedback is the step-sum ``Σ_t r_in,t`` at step 0 and zero
+    elsewhere, so the layer hoists only if nothing reads the per-step input feedback: the input needs
+    no grad, or it is a view of an ``expand`` (whose backward sums over steps anyway) and no
+    normalisation rescales the feedback by its per-step maximum.
+    """
+    if x.dim() < 2 or x.shape[0] < 2 or x.stride(0) != 0:
+        return False
+    spatial = getattr(op, "stride", None)
+    if spatial is not None and x.dim() != len(spatial) + 2:  # an unbatched convolution input
+        return False
+    if not x.requires_grad:
+        return True
+    if run.normalize is not None:
+        return False
+    node = x.grad_fn
+    while node is not None and type(node).__name__ in _VIEW_NODES:
+        node = node.next_functions[0][0]
+    return node is not None and type(node).__name__ == "ExpandBackward0"
 
 
 class Zero(Rule):

@@ -31,11 +31,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import clip as clipping
-from . import data as datasets
-from . import encode, feedback, models, surrogate
+from . import device as devices
+from . import encode, feedback, models, surrogate, userdata
 from .engine import LFP, NonFiniteError, log
+from .nn import CallWith, TimeLoop
 
-__all__ = ["CheckpointError", "Config", "Trainer", "TrainingStopped"]
+__all__ = ["CheckpointError", "Config", "Trainer", "TrainingStopped", "load_model"]
 
 CHECKPOINT_FORMAT = "spikelfp-checkpoint"
 CHECKPOINT_VERSION = 2  # 2: payload checksum, world size and per-rank tallies
@@ -82,15 +83,19 @@ class Config:
     data_root: str | None = None
     checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints (0: epoch ends only)
     stats: bool = False  # log parameter statistics (sign changes, …) per epoch
+    device: str = "auto"  # cpu | cuda | cuda:N | auto (under torchrun: each process its cuda:LOCAL_RANK)
 
-    def resolved(self) -> Config:
-        """A copy with every ``None`` replaced by the paper's setting for this model family."""
-        spiking = self.model.startswith("snn")
+    def resolved(self, spiking: bool | None = None) -> Config:
+        """A copy with every ``None`` replaced by the paper's setting for this model family.
+
+        ``spiking`` gives the family of a user's own model (default: from the ``model`` name).
+        """
+        spiking = self.model.startswith("snn") if spiking is None else bool(spiking)
         c = dataclasses.replace(self)
         if c.method == "gradient" and spiking:
             c.method = "surrogate"
         if c.method == "surrogate" and not spiking:
-            raise ValueError("method 'surrogate' needs a spiking model (snn-mlp, snn-lenet); use 'gradient'")
+            raise ValueError("method 'surrogate' needs a spiking model (snn-mlp, snn-lenet, …); use 'gradient'")
         if not (c.method in ("gradient", "surrogate") or c.method.startswith("lfp-")):
             raise ValueError(f"unknown method {c.method!r}; use lfp-<composite>, gradient or surrogate")
         # The paper's settings, except that max-normalisation takes one maximum per batch, not per
@@ -229,6 +234,13 @@ class _Tally:
     loss: Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
     seen: int = 0
 
+    @classmethod
+    def on(cls, device: torch.device) -> _Tally:
+        """An empty tally whose sums live on ``device`` (so adding never copies across devices)."""
+        return cls(
+            torch.zeros((), dtype=torch.float64, device=device), torch.zeros((), dtype=torch.float64, device=device)
+        )
+
     def add(self, logits: Tensor, y: Tensor) -> None:
         with torch.no_grad():
             self.correct += (logits.argmax(-1) == y).sum()
@@ -236,11 +248,15 @@ class _Tally:
         self.seen += y.shape[0]
 
     def state(self) -> dict:
-        return {"correct": self.correct.clone(), "loss": self.loss.clone(), "seen": self.seen}
+        return {
+            "correct": self.correct.detach().cpu().clone(),
+            "loss": self.loss.detach().cpu().clone(),
+            "seen": self.seen,
+        }
 
     @classmethod
-    def from_state(cls, s: dict) -> _Tally:
-        return cls(s["correct"].clone(), s["loss"].clone(), int(s["seen"]))
+    def from_state(cls, s: dict, device: torch.device | str = "cpu") -> _Tally:
+        return cls(s["correct"].to(device).clone(), s["loss"].to(device).clone(), int(s["seen"]))
 
 
 def _hash_into(h: Any, obj: Any) -> None:
@@ -321,7 +337,7 @@ def _check_checkpoint(state: dict, path: Path) -> None:
 
 
 class Trainer:
-    """Train a model of :mod:`spikelfp.models` on an image set, by LFP or by gradients.
+    """Train a model on a data set, by LFP or by gradients.
 
     Parameters
     ----------
@@ -329,10 +345,32 @@ class Trainer:
         The run's :class:`Config` (``None`` fields get the paper defaults).
     out_dir
         Folder of the run; created if missing.
-    model, train_set, test_set
-        Optional overrides (otherwise built from the config).
+    model
+        Any :class:`torch.nn.Module` (default: ``config.model`` built for the data). Spiking is detected
+        for spikelfp's, snnTorch's and norse's neurons (:func:`spikelfp.models.is_spiking`); spiking
+        models get time-first input ``(T, B, …)`` and must return time-first output ``(T, B, C)``.
+        Step models (snnTorch neurons with ``init_hidden=True``, norse's ``SequentialState``) are called
+        once per step by the Trainer, their state reset before every batch (:class:`~spikelfp.nn.TimeLoop`).
+    train_set, test_set
+        A built-in set (:mod:`spikelfp.data`), any map-style :class:`~torch.utils.data.Dataset` yielding
+        ``(x, y)``, a tonic dataset, or a :class:`~torch.utils.data.DataLoader` (see
+        :mod:`spikelfp.userdata` for scaling and what resume reproduces); default: ``config.dataset``.
     progress
         Show a tqdm progress bar.
+    rank, world_size
+        This process's place under DDP.
+    device
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"`` or a :class:`torch.device`; overrides
+        ``config.device``. The model, batches, encoders and metrics live there; checkpoints load onto it.
+    feedback
+        A feedback callable ``(output, target) -> Tensor`` that replaces ``config.feedback``, e.g.
+        :class:`spikelfp.feedback.FromLoss`.
+    forward
+        ``forward(model, x) -> output``: a user's own way to run the model on the encoded input, in
+        place of the Trainer's (one call per batch).
+    time_loop
+        ``"auto"`` (see :func:`spikelfp.models.time_loop`), ``"model"`` (the model takes the whole
+        sequence) or ``"trainer"`` (one call per step).
     """
 
     def __init__(
@@ -341,71 +379,128 @@ class Trainer:
         out_dir: str | os.PathLike,
         *,
         model: nn.Module | None = None,
-        train_set: datasets.ImageSet | None = None,
-        test_set: datasets.ImageSet | None = None,
+        train_set: Any = None,
+        test_set: Any = None,
         progress: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        device: str | torch.device | None = None,
+        feedback: Callable[[Tensor, Tensor], Tensor] | None = None,
+        forward: Callable[[nn.Module, Tensor], Tensor] | None = None,
+        time_loop: str = "auto",
     ) -> None:
-        self.config = config.resolved()
+        if device is not None:
+            config = dataclasses.replace(config, device=str(device))
+        self.config = config.resolved(None if model is None else models.is_spiking(model))
         c = self.config
+        normalize_unset = config.normalize is None
+        self.device = devices.resolve(c.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.rank, self.world_size = rank, world_size
         torch.manual_seed(c.seed)
         if train_set is None:
-            train_set = datasets.load(c.dataset, train=True, root=c.data_root, steps=c.steps)
+            train_set = userdata.load(c.dataset, train=True, root=c.data_root, steps=c.steps)
         if test_set is None:
-            test_set = datasets.load(c.dataset, train=False, root=c.data_root, steps=c.steps)
+            test_set = userdata.load(c.dataset, train=False, root=c.data_root, steps=c.steps)
+        train_set, test_set = userdata.wrap(train_set, steps=c.steps), userdata.wrap(test_set, steps=c.steps)
+        self.num_classes = max(train_set.num_classes, test_set.num_classes)
         self.train_set = train_set.subset(c.limit_train)
         self.test_set = test_set.subset(c.limit_test)
-        channels, size, _ = self.train_set.sample_shape
+        self.input_shape: tuple[int, ...] | None = None
         if model is None:
-            model = models.build(c.model, channels, size, 10, beta=c.beta, threshold=c.threshold, reset=c.reset)
-        self.model = model
-        self.net: nn.Module = model  # what is called: the model, or its DistributedDataParallel wrapper
+            self.input_shape = tuple(self.train_set.sample_shape)
+            if len(self.input_shape) != 3 or self.input_shape[1] != self.input_shape[2]:
+                raise ValueError(
+                    f"model {c.model!r} needs square images (C, H, H); the data's samples are {self.input_shape}: "
+                    "pass your own model (Trainer(model=...))"
+                )
+            channels, size, _ = self.input_shape
+            model = models.build(
+                c.model, channels, size, self.num_classes, beta=c.beta, threshold=c.threshold, reset=c.reset
+            )
+        if time_loop not in ("auto", "model", "trainer"):
+            raise ValueError(f"time_loop must be 'auto', 'model' or 'trainer', got {time_loop!r}")
+        self.model = model.to(self.device)
+        self.spiking = models.is_spiking(model)
+        loop = models.time_loop(model) if time_loop == "auto" else time_loop
+        if forward is not None:
+            runner: nn.Module = CallWith(model, forward)
+        elif self.spiking and loop.startswith("trainer"):
+            runner = TimeLoop(model, stateful=loop == "trainer-state")
+        else:
+            runner = model
+        self.runner = runner  # what turns an encoded batch into the output: the model, or a loop around it
+        self.net: nn.Module = runner  # what is called in training: the runner, or its DDP wrapper
         self._reduction = None  # DDP's all-reduce mode for summed LFP updates (see distributed.sum_updates)
         if world_size > 1:
             if not torch.distributed.is_available() or not torch.distributed.is_initialized():
                 raise RuntimeError("world_size > 1 needs torch.distributed.init_process_group() first")
             # DDP's own all-reduce carries the LFP updates: they arrive in .grad through autograd. Summed
             # feedback sums over ranks too, so W processes with batch B are one process with batch W·B.
-            self.net = nn.parallel.DistributedDataParallel(model)
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(runner, device_ids=device_ids)
             if c.composite and c.reduction == "sum":
                 from .distributed import sum_updates
 
                 self._reduction = sum_updates(self.net)
-        self.spiking = models.is_spiking(model)
+            if isinstance(self.train_set, userdata.LoaderBatches) and not isinstance(
+                getattr(self.train_set.loader, "sampler", None), torch.utils.data.DistributedSampler
+            ):
+                log.warning("the DataLoader has no DistributedSampler: every process trains on the same batches")
         self.optimizer = make_optimizer(c.optimizer, model.parameters(), c.lr, c.momentum, c.weight_decay)
         self.scheduler = (
             torch.optim.lr_scheduler.StepLR(self.optimizer, c.lr_step, c.lr_gamma) if c.lr_step > 0 else None
         )
+        if isinstance(runner, TimeLoop) and normalize_unset and c.normalize != "none":
+            # one call per step: a maximum over the whole sequence cannot be taken inside one backward, and the
+            # engine refuses per-step maxima (they differ from the multi-step model's); train without it
+            log.info("normalize: none for a model run one step at a time (max-normalisation needs multi-step)")
+            c.normalize = "none"
         normalize = None if c.normalize == "none" else c.normalize
         self.lfp = LFP(self.net, c.composite, normalize=normalize) if c.composite else None
-        self.feedback_fn = FEEDBACKS[c.feedback](reduction=c.reduction) if c.composite else None
-        if c.composite and self.spiking != (c.feedback == "spike-sequence"):
-            raise ValueError(
-                f"feedback {c.feedback!r} does not fit a {'spiking' if self.spiking else 'non-spiking'} model"
-            )
+        if feedback is not None and not callable(feedback):
+            raise TypeError(f"feedback must be callable as feedback(output, target), got {type(feedback).__name__}")
+        self.feedback_fn = feedback if feedback is not None else None
+        if c.composite and feedback is None:
+            self.feedback_fn = FEEDBACKS[c.feedback](reduction=c.reduction)
+            if self.spiking != (c.feedback == "spike-sequence"):
+                raise ValueError(
+                    f"feedback {c.feedback!r} does not fit a {'spiking' if self.spiking else 'non-spiking'} model"
+                )
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
         self.history: list[dict] = []
-        self._tally = _Tally()
+        self._tally = _Tally.on(self.device)
         self._stop_requested = False
         self.stop_signal: int | None = None  # the signal that stopped the last fit(), if any
         self._resumed = False
         self._stats_prev: dict[str, Tensor] | None = None
 
     # ---- the pieces of a step -------------------------------------------------------------------
-    def encode(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Static images to the model's input: time-first for spiking models."""
+    def encode(self, x: Tensor, generator: torch.Generator | None = None, time_first: bool | None = None) -> Tensor:
+        """Static images to the model's input: time-first for spiking models.
+
+        ``time_first`` says the batch is a sequence already (event frames; default: the training set's
+        kind). Rate encoding needs inputs in [0, 1] and refuses others (float images are never rescaled).
+        """
         c = self.config
-        if not self.spiking or (x.dim() == 5 and self.train_set.time_first):  # event frames are time-first
+        if time_first is None:
+            time_first = bool(getattr(self.train_set, "time_first", False))
+        if not self.spiking or time_first:  # event frames are time-first
             return x
         if c.encoding == "constant":
             return encode.constant(x, c.steps)
         if c.encoding == "rate":
+            if x.numel() and bool(((x < 0) | (x > 1)).any()):
+                low, high = float(x.min()), float(x.max())
+                raise ValueError(
+                    f"rate encoding needs inputs in [0, 1], got values in [{low:.4g}, {high:.4g}]: uint8 images are "
+                    "divided by 255, float images are taken as they are; scale them to [0, 1] (and standardize=False)"
+                )
             return encode.rate(x, c.steps, c.gain, generator=generator)
         return encode.latency(x.clamp(0, 1), c.steps)
 
@@ -418,8 +513,9 @@ class Trainer:
         return self.lfp is not None and self.global_step >= self.config.pretrain_steps
 
     def train_step(self, x: Tensor, y: Tensor) -> Tensor:
-        """One optimizer step on a batch; returns the output (detached)."""
+        """One optimizer step on a batch (moved to the Trainer's device); returns the output (detached)."""
         c = self.config
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         xin = self.encode(x)
         if self._reduction is not None:  # LFP steps sum over ranks; gradient pre-training steps average
             self._reduction.mode = "sum" if self.uses_lfp() else "mean"
@@ -456,38 +552,40 @@ class Trainer:
         """Sum tensors over ranks (identity in one process)."""
         if self.world_size == 1:
             return list(values)
-        stacked = torch.stack([v.double() for v in values])
+        stacked = torch.stack([v.double().to(self.device) for v in values])
         torch.distributed.all_reduce(stacked)
         return list(stacked.unbind())
 
     @torch.no_grad()
-    def evaluate(self, dataset: datasets.ImageSet | None = None, batch_size: int = 500) -> dict[str, Any]:
+    def evaluate(self, dataset: Any = None, batch_size: int = 500) -> dict[str, Any]:
         """Accuracy and cross-entropy (on logits or spike counts); firing rates for spiking models.
 
         Under DDP every rank evaluates its shard and the counts are summed (a padded shard repeats
         a few samples, as DistributedSampler does).
         """
-        dataset = self.test_set if dataset is None else dataset
+        dataset = self.test_set if dataset is None else userdata.wrap(dataset, steps=self.config.steps)
         was_training = self.model.training
         self.model.eval()
-        tally = _Tally()
+        tally = _Tally.on(self.device)
         rates: dict[str, list[Tensor | int]] = {}
         hooks = []
         if self.spiking:
-            for name, m in self.model.named_modules():
-                if getattr(m, "is_spiking", False):
+            for name, m in models.spiking_modules(self.model):
 
-                    def hook(module, inputs, output, name=name):
-                        entry = rates.setdefault(name, [torch.zeros((), dtype=torch.float64), 0])
-                        entry[0] += output.sum(dtype=torch.float64)
-                        entry[1] += output.numel()
+                def hook(module, inputs, output, name=name):
+                    spikes = output[0] if isinstance(output, (tuple, list)) else output  # snnTorch/norse: (spk, …)
+                    entry = rates.setdefault(name, [torch.zeros((), dtype=torch.float64, device=spikes.device), 0])
+                    entry[0] += spikes.sum(dtype=torch.float64)
+                    entry[1] += spikes.numel()
 
-                    hooks.append(m.register_forward_hook(hook))
-        generator = torch.Generator().manual_seed(12345)
+                hooks.append(m.register_forward_hook(hook))
+        generator = torch.Generator(device=self.device).manual_seed(12345)
         shard = (self.rank, self.world_size) if self.world_size > 1 else None
         try:
             for x, y in dataset.batches(batch_size, standardize=self.config.standardize, shard=shard):
-                out = self.model(self.encode(x, generator))
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                time_first = bool(getattr(dataset, "time_first", False))  # known once a sample was read
+                out = self.runner(self.encode(x, generator, time_first))
                 tally.add(self.logits_of(out), y)
         finally:
             for h in hooks:
@@ -531,7 +629,7 @@ class Trainer:
         finally:
             self._restore_signal_handlers(previous_handlers)
         if not self._stop_requested and self.rank == 0:
-            self._atomic_save({"model": self.model.state_dict(), "config": dataclasses.asdict(c)}, "model.pt")
+            self._atomic_save(self._model_file(), "model.pt")
         return self.history[-1] if self.history else {}
 
     # SIGINT (Ctrl-C) and SIGTERM (schedulers, ``timeout``, ``docker stop``) both finish the step, checkpoint, stop
@@ -574,9 +672,22 @@ class Trainer:
         name = signal.Signals(signum).name if signum in set(signal.Signals) else str(signum)
         log.warning(f"{name}: saving a checkpoint after this step and stopping (again to abort)")
 
+    def _model_file(self) -> dict[str, Any]:
+        """What ``model.pt`` holds: the weights (on the CPU), the config, and what :func:`load_model`
+        needs to rebuild the model (input shape, classes, each spikelfp neuron's β, threshold, reset)."""
+        return {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "config": dataclasses.asdict(self.config),
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "num_classes": self.num_classes,
+            "neurons": json.dumps(models.neuron_settings(self.model)),
+        }
+
     def _run_epoch(self, tqdm) -> None:
         c = self.config
         train = self.train_set
+        if callable(getattr(train, "set_epoch", None)):  # a user's DataLoader: fix this epoch's order
+            train.set_epoch(self.epoch, c.seed)
         shard = (self.rank, self.world_size) if self.world_size > 1 else None
         total = train.num_batches(c.batch_size, self.world_size)
         start = self.step_in_epoch
@@ -607,7 +718,7 @@ class Trainer:
                         f"training stopped at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}: {exc}. "
                         f"The last good checkpoint in {self.out_dir} is intact."
                     ) from exc
-                self._tally.add(self.logits_of(out), y)
+                self._tally.add(self.logits_of(out), y.to(self.device))
                 self.step_in_epoch += 1
                 self.global_step += 1
                 bar.update(1)
@@ -625,7 +736,7 @@ class Trainer:
         self.history.append(metrics)
         self.epoch += 1
         self.step_in_epoch = 0
-        self._tally = _Tally()
+        self._tally = _Tally.on(self.device)
         if self.rank == 0:
             with open(self.out_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(metrics) + "\n")
@@ -635,7 +746,7 @@ class Trainer:
         """Whether any rank was interrupted (a collective decision, so no rank waits alone)."""
         if self.world_size == 1:
             return self._stop_requested
-        flag = torch.tensor(float(self._stop_requested))
+        flag = torch.tensor(float(self._stop_requested), device=self.device)  # NCCL reduces CUDA tensors only
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         self._stop_requested = bool(flag > 0)
         return self._stop_requested
@@ -716,19 +827,21 @@ class Trainer:
             "rng": torch.get_rng_state(),
             "tallies": self._gather_tallies(),
             "world_size": self.world_size,
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "history": json.dumps(self.history),
             "stats_prev": self._stats_prev,
         }
 
     def _gather_tallies(self) -> list[dict]:
         """Every rank's running tally of the current epoch, rank by rank (a collective under DDP)."""
-        mine = torch.stack([self._tally.correct, self._tally.loss, torch.tensor(float(self._tally.seen))]).double()
+        seen = torch.tensor(float(self._tally.seen), device=self._tally.correct.device)
+        mine = torch.stack([self._tally.correct, self._tally.loss, seen]).double()
         if self.world_size == 1:
             parts = [mine]
         else:
             parts = [torch.empty_like(mine) for _ in range(self.world_size)]
             torch.distributed.all_gather(parts, mine)
-        return [{"correct": p[0].clone(), "loss": p[1].clone(), "seen": int(p[2])} for p in parts]
+        return [{"correct": p[0].cpu().clone(), "loss": p[1].cpu().clone(), "seen": int(p[2])} for p in parts]
 
     def save_checkpoint(self) -> Path | None:
         """Write ``checkpoint.pt`` atomically (rank 0 writes; every rank must call it under DDP).
@@ -789,9 +902,68 @@ class Trainer:
         self.global_step = int(state["global_step"])
         try:
             torch.set_rng_state(state["rng"])
+            if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         except RuntimeError as exc:
             raise CheckpointError(f"{path} is damaged: its RNG state does not load ({exc})") from None
-        self._tally = _Tally.from_state(state["tallies"][self.rank])  # this rank's own, not rank 0's
+        self._tally = _Tally.from_state(state["tallies"][self.rank], self.device)  # this rank's own, not rank 0's
         self.history = json.loads(state["history"])
-        self._stats_prev = state.get("stats_prev")
+        prev = state.get("stats_prev")
+        self._stats_prev = None if prev is None else {k: v.to(self.device) for k, v in prev.items()}
         self._resumed = True
+
+
+def load_model(
+    run_dir: str | os.PathLike, model: nn.Module | None = None, device: str | torch.device = "cpu"
+) -> nn.Module:
+    """The trained model of a run, from its ``model.pt``, in one call.
+
+    The model is rebuilt from the run's config (for a model of :data:`spikelfp.models.REGISTRY`) or
+    given (``model=``, for a user's own model), its weights loaded, and every spikelfp neuron gets the
+    β, threshold and reset it was trained with. The file is read with ``torch.load(weights_only=True)``:
+    loading never executes code.
+
+    Parameters
+    ----------
+    run_dir
+        The run's folder (or its ``model.pt``).
+    model
+        A freshly built instance of a user's own model to load the weights into.
+    device
+        Where the model goes (default ``"cpu"``; see :func:`spikelfp.device.resolve`).
+
+    Raises
+    ------
+    CheckpointError
+        If the file is missing, unreadable, or does not fit the model.
+    """
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise CheckpointError(f"no model.pt at {path} (a run writes it when training ends)")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torn zip, foreign pickle, unsafe globals
+        raise CheckpointError(f"{path} is not a readable spikelfp model file: {exc}") from exc
+    if not isinstance(saved, dict) or "model" not in saved or "config" not in saved:
+        raise CheckpointError(f"{path} is not a spikelfp model file (no 'model' and 'config' entries)")
+    c = saved["config"]
+    if model is None:
+        if "input_shape" in saved and saved["input_shape"] is None:
+            raise CheckpointError(f"{path} holds a user's own model (not built from the config): pass model=")
+        shape = saved.get("input_shape")
+        if shape is None:  # written before input_shape was recorded: the built-in sets' shapes
+            shape = {"cifar10": [3, 32, 32], "nmnist": [2, 34, 34]}.get(c.get("dataset"), [1, 28, 28])
+        if c.get("model") not in models.REGISTRY:
+            raise CheckpointError(f"{path} holds a user's own model ({c.get('model')!r}): pass model=")
+        channels, size = int(shape[0]), int(shape[-1])
+        options = {k: c[k] for k in ("beta", "threshold", "reset") if k in c}
+        model = models.build(c["model"], channels, size, int(saved.get("num_classes") or 10), **options)
+    try:
+        model.load_state_dict(saved["model"])
+        if saved.get("neurons"):
+            models.apply_neuron_settings(model, json.loads(saved["neurons"]))
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path} does not fit this model: {exc}") from exc
+    return model.to(devices.resolve(device)).eval()
