@@ -454,9 +454,11 @@ class Trainer:
         self.scheduler = (
             torch.optim.lr_scheduler.StepLR(self.optimizer, c.lr_step, c.lr_gamma) if c.lr_step > 0 else None
         )
-        if isinstance(runner, TimeLoop) and normalize_unset and c.normalize != "none":
-            # one call per step: a maximum over the whole sequence cannot be taken inside one backward, and the
-            # engine refuses per-step maxima (they differ from the multi-step model's); train without it
+        step_neurons = any(getattr(m, "is_spiking", False) is not True for _, m in models.spiking_modules(model))
+        if step_neurons and normalize_unset and c.normalize != "none":
+            # snnTorch/norse neurons run one call per step: a maximum over the whole sequence cannot be taken
+            # inside one backward, and the engine refuses per-step maxima (they differ from the multi-step
+            # model's), so such models train without max-normalisation unless it is asked for
             log.info("normalize: none for a model run one step at a time (max-normalisation needs multi-step)")
             c.normalize = "none"
         normalize = None if c.normalize == "none" else c.normalize

@@ -301,6 +301,40 @@ def test_snntorch_init_hidden_model_trains_through_the_trainer(tmp_path, reset):
     assert set(metrics["firing_rates"]) == {"1", "3"}
 
 
+@pytest.mark.parametrize("init_hidden", [True, False])
+def test_step_neuron_models_train_with_the_default_config(tmp_path, init_hidden):
+    """snnTorch neurons run one step per call: the spiking default max-normalisation (which the engine refuses
+    per step) is dropped unless asked for, so the default Trainer trains them."""
+    snn = pytest.importorskip("snntorch")
+    fc1, fc2 = linears()
+    if init_hidden:
+        net = nn.Sequential(fc1, snn.Leaky(beta=BETA, init_hidden=True), fc2, snn.Leaky(beta=BETA, init_hidden=True))
+    else:
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.fc2, self.lif1, self.lif2 = fc1, fc2, snn.Leaky(beta=BETA), snn.Leaky(beta=BETA)
+
+            def forward(self, x):
+                m1, m2, out = self.lif1.init_leaky(), self.lif2.init_leaky(), []
+                for t in range(x.shape[0]):
+                    s1, m1 = self.lif1(self.fc1(x[t]), m1)
+                    out.append(self.lif2(self.fc2(s1), m2)[0])
+                return torch.stack(out)
+
+        net = Net()
+    data = spiking_data()
+    default = Config(steps=6, batch_size=16)
+    trainer = Trainer(default, tmp_path, model=net, train_set=data, test_set=data, progress=False)
+    assert trainer.config.normalize == "none"
+    assert trainer.fit()["epoch"] == 1
+    asked = Config(steps=6, batch_size=16, normalize="max-batch")
+    trainer = Trainer(asked, tmp_path / "asked", model=net, train_set=data, test_set=data, progress=False)
+    with pytest.raises(ValueError, match="step"):
+        trainer.fit()
+
+
 def test_snntorch_model_with_its_own_time_loop(tmp_path):
     snn = pytest.importorskip("snntorch")
 
