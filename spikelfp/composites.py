@@ -24,11 +24,13 @@ Named presets (:func:`get`), as in the paper (A.6.2):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import nn
 
 from . import rules
+from .interop import adapter_for
 from .rules import Rule
 
 __all__ = ["DEFAULTS", "PRESETS", "Composite", "LayerMap", "Mixed", "NameMap", "get", "resolve"]
@@ -36,6 +38,15 @@ __all__ = ["DEFAULTS", "PRESETS", "Composite", "LayerMap", "Mixed", "NameMap", "
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _DENSE = (nn.Linear,)
 _LINEAR_LIKE = _DENSE + _CONV
+
+
+#: ``LFP(model, composite, **kwargs)``, set by :func:`_bind_engine` when spikelfp.engine is imported
+_ENGINE: Callable[..., Any] | None = None
+
+
+def _bind_engine(factory: Callable[..., Any]) -> None:
+    global _ENGINE
+    _ENGINE = factory
 
 
 class Composite:
@@ -46,10 +57,14 @@ class Composite:
         raise NotImplementedError
 
     def context(self, model: nn.Module, **kwargs):
-        """``with composite.context(model) as lfp:`` attaches LFP with this composite."""
-        from .engine import LFP
+        """``with composite.context(model) as lfp:`` attaches LFP with this composite.
 
-        return LFP(model, self, **kwargs)
+        The engine registers itself as the factory when imported (``spikelfp.engine``), so this module
+        never imports the engine, which sits above it.
+        """
+        if _ENGINE is None:
+            raise RuntimeError("Composite.context needs the engine: import spikelfp (or spikelfp.engine) first")
+        return _ENGINE(model, self, **kwargs)
 
 
 class LayerMap(Composite):
@@ -167,8 +182,6 @@ class _Defaults(Composite):
             self._map = _default_map()
         rule = self._map.rule_for(name, module)
         if rule is None:
-            from .interop import adapter_for
-
             if adapter_for(module) is not None:  # snnTorch's and norse's neurons
                 rule = rules.MembraneSplit()
         return rule

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .clip import max_normalize
-from .composites import DEFAULTS, Composite, resolve
+from .composites import DEFAULTS, Composite, _bind_engine, resolve
 
 __all__ = ["LFP", "NonFiniteError", "Run"]
 
@@ -326,3 +326,6 @@ class LFP:
 
     def __repr__(self) -> str:
         return f"LFP({type(self.model).__name__}, composite={self.composite!r}, normalize={self.normalize!r})"
+
+
+_bind_engine(LFP)  # lets Composite.context build an engine without composites importing this module

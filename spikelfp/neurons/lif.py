@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 import torch
 from torch import Tensor, nn
 
-from .rules import RuleFunction, Site, safe_divide
+from ..rules import RuleFunction, Site, safe_divide
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import Run
-    from .rules import MembraneSplit
+    from ..engine import Run
+    from ..rules import MembraneSplit
 
 __all__ = ["LIF", "LIFParameters", "LIFState", "Surrogate", "lif_feed_forward", "lif_step"]
 
