@@ -13,6 +13,7 @@ AvgPool1d/2d/3d, AdaptiveAvgPool1d/2d/3d, ``sl.nn.Add``     :class:`~spikelfp.ru
 MaxPool1d/2d/3d, AdaptiveMaxPool1d/2d/3d                    :class:`~spikelfp.rules.WinnerTakesAll`
 Flatten, Unflatten, Identity                                :class:`~spikelfp.rules.Reshape`
 ``sl.LIF``, ``snntorch.Leaky``, norse ``LIFBoxCell``        :class:`~spikelfp.rules.MembraneSplit`
+``sl.CubaLIF``, ``sl.RLIF``, ``sl.RCubaLIF``, ``sl.LI``     :class:`~spikelfp.rules.MembraneSplit` (LFP-SPEC §9)
 ==========================================================  ==============================
 
 Named presets (:func:`get`), as in the paper (A.6.2):
@@ -135,7 +136,7 @@ class Mixed(Composite):
 
 
 def _default_map() -> LayerMap:
-    from .neurons import LIF
+    from .neurons import FamilyNeuron
     from .nn import Add, Heaviside
 
     elementwise = (
@@ -166,7 +167,7 @@ def _default_map() -> LayerMap:
             (sums, rules.EpsilonSum()),
             (maxes, rules.WinnerTakesAll()),
             ((nn.Flatten, nn.Unflatten, nn.Identity), rules.Reshape()),
-            (LIF, rules.MembraneSplit()),
+            (FamilyNeuron, rules.MembraneSplit()),  # LIF, CubaLIF, RLIF, RCubaLIF, LI
         ]
     )
 
