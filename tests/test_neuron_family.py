@@ -541,3 +541,28 @@ def test_conv_features_lfp_matches_reference(cls):
     )
     torch.testing.assert_close(current.grad, r_I.view_as(current), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(neuron.beta.grad, -d_beta.view(2, 3, 4, 4).sum_to_size(3, 1, 1), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("carry", ["signed", "abs"])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_family_core_equals_the_lif_functions(carry, reset):
+    """A per-neuron β that is the same everywhere runs the shared core; it must give the dedicated LIF
+    Functions' feedback, for both carry variants of MembraneSplit."""
+    torch.manual_seed(14)
+    a = nn.Sequential(nn.Linear(5, 6), sl.LIF(0.75, 0.6, reset)).double()
+    b = nn.Sequential(nn.Linear(5, 6), sl.LIF(torch.full((6,), 0.75, dtype=torch.float64), 0.6, reset)).double()
+    b[0].load_state_dict(a[0].state_dict())
+    composite = sl.composites.Mixed(
+        [sl.composites.LayerMap([(sl.LIF, sl.rules.MembraneSplit(carry=carry))]), sl.composites.get("epsilon")]
+    )
+    x = torch.randn(12, 3, 5, dtype=torch.float64) + 0.3
+    r = torch.randn(12, 3, 6, dtype=torch.float64)
+    outs = []
+    for net in (a, b):
+        lfp = sl.LFP(net, composite)
+        out = lfp(x)
+        lfp.backward(out, r)
+        outs.append(out)
+    assert torch.equal(outs[0], outs[1]) and outs[0].sum() > 0
+    torch.testing.assert_close(a[0].weight.grad, b[0].weight.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(a[0].bias.grad, b[0].bias.grad, rtol=1e-10, atol=1e-12)
