@@ -44,16 +44,15 @@ def reference(I, r_out, *, alpha, beta, theta, reset, synaptic, spiking, V=None,
         SP.append(s)
         if synaptic:
             k_j = a * j
-            j = k_j + I[t] + r_t
-            drive = j
+            j = (k_j + I[t]) + r_t  # snnTorch's order of the sums
         else:
             k_j = None
-            drive = I[t] + r_t
         if spiking and reset == "zero":
             k_u = be * (1 - s) * u
         else:
             k_u = be * u
-        u = k_u + drive - (theta * s if (spiking and reset == "subtract") else 0)
+        u = (k_u + j) if synaptic else ((k_u + I[t]) + r_t)
+        u = u - (theta * s if (spiking and reset == "subtract") else 0)
         s = (u > theta).double() if spiking else zeros
         J.append(j)
         U.append(u)
