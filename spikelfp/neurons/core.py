@@ -35,7 +35,9 @@ share ``r_R[t+1]``. The learnable decays are weights on the previous states; the
     \\Delta\\beta = \\sum_{t,b} \\frac{k_U[t]}{D_U[t]} \\sigma_U r_U[t] = \\sum_{t,b} r_{carry,U}[t-1], \\qquad
     \\Delta\\alpha = \\sum_{t,b} r_{carry,J}[t-1]
 
-(summed to the shape of the decay: over the neurons too for a scalar). The recurrent layer's updates
+(summed to the shape of the decay: over the neurons too for a scalar; under MembraneSplit's
+``carry="abs"`` variant the carried feedback is ``|k|/D·r`` but ``Δβ``, ``Δα`` keep the signed z⁺z⁻
+update above). The recurrent layer's updates
 ``ΔV``, ``Δb`` are its own rule's updates for the feedback ``r_R[t]``, summed over ``t``.
 """
 
