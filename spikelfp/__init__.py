@@ -26,7 +26,7 @@ from . import (
     userdata,
 )
 from .engine import LFP, NonFiniteError, StrictError
-from .neurons import LIF, LIFParameters, LIFState
+from .neurons import LI, LIF, RLIF, CubaLIF, CubaLIFState, LIFParameters, LIFState, LIState, RCubaLIF
 
 
 def __getattr__(name: str):
@@ -41,10 +41,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LFP",
+    "LI",
     "LIF",
+    "RLIF",
+    "CubaLIF",
+    "CubaLIFState",
     "LIFParameters",
     "LIFState",
+    "LIState",
     "NonFiniteError",
+    "RCubaLIF",
     "StrictError",
     "analysis",
     "clip",

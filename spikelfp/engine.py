@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .clip import max_normalize
-from .composites import DEFAULTS, Composite, resolve
+from .composites import DEFAULTS, Composite, _bind_engine, resolve
 from .nn import TimeDistributed
 from .strict import StrictError, inspect
 
@@ -61,6 +61,9 @@ class Run:
         #: class name of every module with a rule, by module name (filled at attach, for messages)
         self.kinds: dict[str, str] = {}
         self._rates_seen = False  # the statistics were checked by a backward: the next record starts anew
+        #: the rule attached to each module, by ``id(module)``, while attached (a recurrent neuron reads
+        #: the rule of its recurrent layer here)
+        self.module_rules: dict[int, Any] = {}
 
     # ---- spikes: stored compactly for the backward pass -----------------------------------------
     def register_spikes(self, spikes: Tensor, compact: Tensor) -> None:
@@ -288,6 +291,7 @@ class LFP:
                             f"({other!r}); two engines cannot be attached to one model at the same time: "
                             "leave the other engine's `with` block (or call its detach()) first"
                         )
+                    self.run.module_rules[id(module)] = rule
                     methods = rule.patch(module, name, self.run)
                     methods = {**methods, "__reduce_ex__": None}  # copies and pickles see the clean module
                     saved = {attr: module.__dict__.get(attr, _MISSING) for attr in methods}
@@ -316,6 +320,7 @@ class LFP:
             self._restore()
 
     def _restore(self) -> None:
+        self.run.module_rules.clear()
         while self._patched:
             module, saved, inplace = self._patched.pop()
             for attr, old in saved.items():
@@ -577,3 +582,6 @@ def _check_time_first(model: nn.Module, x: Tensor) -> None:
                 f"{hint}. If it is time-first already, state the shape of one sample: "
                 f"model.input_shape = {got[2:]}"
             )
+
+
+_bind_engine(LFP)  # lets Composite.context build an engine without composites importing this module

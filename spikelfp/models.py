@@ -8,7 +8,6 @@ Non-spiking: :func:`mlp` (512-256-128-10, dropout 0.5), :func:`lenet` (2×conv16
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from .neurons import LIF
+from .neurons import LIF, FamilyNeuron
 from .nn import SpikingSequential, TimeDistributed
 
 __all__ = [
@@ -270,28 +269,39 @@ def time_loop(model: nn.Module) -> str:
     return "model"
 
 
+#: the neuron settings that travel with a saved model (tensor-valued decays travel in the state dict)
+_NEURON_SETTINGS = ("alpha", "beta", "threshold", "reset")
+
+
 def neuron_settings(model: nn.Module) -> dict[str, dict[str, Any]]:
-    """Each spikelfp neuron's parameters (β, threshold, reset, …) by module name, as plain values."""
+    """Each spikelfp neuron's fixed settings (α, β, threshold, reset) by module name, as plain values.
+
+    Per-neuron and learnable decays are tensors in the state dict and are not repeated here.
+    """
     settings = {}
     for name, m in model.named_modules():
-        params = getattr(m, "params", None)
-        if getattr(m, "is_spiking", False) is True and dataclasses.is_dataclass(params):
-            settings[name] = {k: v for k, v in dataclasses.asdict(params).items() if isinstance(v, (int, float, str))}
+        if isinstance(m, FamilyNeuron):
+            values = {k: getattr(m, k) for k in _NEURON_SETTINGS if hasattr(m, k)}
+            settings[name] = {k: v for k, v in values.items() if isinstance(v, (int, float, str))}
     return settings
 
 
 def apply_neuron_settings(model: nn.Module, settings: dict[str, dict[str, Any]]) -> None:
-    """Give each named spikelfp neuron the parameters :func:`neuron_settings` recorded.
+    """Give each named spikelfp neuron the settings :func:`neuron_settings` recorded.
 
     Raises
     ------
     ValueError
-        If a recorded neuron is missing from ``model`` or is not a spikelfp neuron.
+        If a recorded neuron is missing from ``model``, is not a spikelfp neuron, or a setting is unknown.
     """
     modules = dict(model.named_modules())
     for name, values in settings.items():
         m = modules.get(name)
-        params = getattr(m, "params", None)
-        if m is None or not dataclasses.is_dataclass(params):
+        if not isinstance(m, FamilyNeuron):
             raise ValueError(f"the saved neuron '{name}' is not a spikelfp neuron of this model")
-        m.params = dataclasses.replace(params, **values)
+        unknown = set(values) - set(_NEURON_SETTINGS)
+        if unknown:
+            raise ValueError(f"the saved neuron '{name}' has unknown settings {sorted(unknown)}")
+        for key, value in values.items():
+            if isinstance(getattr(m, key, None), (int, float, str)):  # tensors come from the state dict
+                setattr(m, key, value)

@@ -45,6 +45,7 @@ __all__ = [
     "WinnerTakesAll",
     "ZPlusZMinus",
     "Zero",
+    "register_adapter_finder",
     "safe_divide",
     "sign0",
     "stabilize",
@@ -501,6 +502,20 @@ class Reshape(Rule):
         return {}
 
 
+#: functions ``module -> adapter | None`` that give other libraries' neurons LFP methods; spikelfp.interop
+#: registers its finder when imported, so this module never imports the layers above it
+_ADAPTER_FINDERS: list[Callable[[nn.Module], Callable[..., dict[str, Callable[..., Any]]] | None]] = []
+
+
+def register_adapter_finder(finder: Callable[[nn.Module], Callable | None]) -> None:
+    """Let :class:`MembraneSplit` serve the neurons ``finder`` knows (``finder(module)`` → adapter or None).
+
+    An adapter is called as ``adapter(module, rule, name, run)`` and returns the methods to install.
+    """
+    if finder not in _ADAPTER_FINDERS:
+        _ADAPTER_FINDERS.append(finder)
+
+
 class MembraneSplit(Rule):
     """The temporal rule at spiking neurons (LFP-SPEC §5): the z⁺z⁻ split over two contributions.
 
@@ -515,6 +530,11 @@ class MembraneSplit(Rule):
 
     The reset term gets no feedback and is not in ``D``. The sign factor of z⁺z⁻ is the sign of the
     neuron's output, a spike, so it is +1.
+
+    The same rule serves the whole neuron family (LFP-SPEC §9; :mod:`spikelfp.neurons.core`): every state
+    is a sum node ``z = Σ_k c_k`` whose feedback is split as ``r_k = c_k/(Σ_k|c_k| + ε)·σ_z·r_z``, with
+    ``σ_z = +1`` at a spiking membrane and ``sign(z)`` at a synaptic current or a leaky integrator, and a
+    learnable decay gets ``Δβ = Σ_{t,b} r_carry[t−1]``.
 
     Parameters
     ----------
@@ -537,12 +557,10 @@ class MembraneSplit(Rule):
         lfp_methods = getattr(module, "lfp_methods", None)
         if lfp_methods is not None:
             return lfp_methods(self, name, run)
-        from .interop import adapter_for
-
-        adapter = adapter_for(module)
+        adapter = next((a for a in (find(module) for find in _ADAPTER_FINDERS) if a is not None), None)
         if adapter is None:
             raise TypeError(
                 f"rule {self!r} cannot handle module '{name}' of type {type(module).__name__}; it serves "
-                "spikelfp.LIF, snntorch.Leaky and norse's LIFBoxCell"
+                "spikelfp's neurons (LIF, CubaLIF, RLIF, RCubaLIF, LI), snntorch.Leaky and norse's LIFBoxCell"
             )
         return adapter(module, self, name, run)

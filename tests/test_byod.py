@@ -596,7 +596,8 @@ def test_load_model_restores_weights_and_neurons(tmp_path):
         model="snn-mlp", steps=3, batch_size=8, epochs=1, beta=0.8, threshold=0.7, reset="zero", device="cpu"
     )
     trainer = Trainer(config, tmp_path, train_set=data, test_set=data, progress=False)
-    trainer.model[2].params = sl.LIFParameters(0.6, 0.5, "subtract")  # a layer changed after building
+    changed = trainer.model[2]  # a layer changed after building
+    changed.beta, changed.threshold, changed.reset = 0.6, 0.5, "subtract"
     trainer.fit()
     model = sl.train.load_model(tmp_path)
     lifs = [m for m in model.modules() if isinstance(m, sl.LIF)]
