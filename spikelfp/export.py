@@ -11,8 +11,13 @@ NIR (the Neuromorphic Intermediate Representation, PyPI ``nir``) conventions, LF
   metadata, and :func:`from_nir` restores them. Importers that ignore metadata (snnTorch, norse)
   run such a node with a reset to zero.
 
-Shapes in NIR are per sample: no time or batch axis. A spikelfp ``nn.Flatten(2)`` on ``(T, B, …)``
-is NIR's ``Flatten(start_dim=0)``.
+Shapes in NIR are per sample: no time or batch axis. A spikelfp ``nn.Flatten(2)`` on ``(T, B, C, H, W)``
+is written as NIR's ``Flatten(start_dim=-3, end_dim=-1)``: negative dimensions name the same axes per
+sample (NIR's shape rule) and on the batched tensors that snnTorch's and norse's importers run, where
+``start_dim=0`` would flatten the batch.
+
+Models built from snnTorch ``Leaky`` or norse ``LIFBoxCell`` (step-wise, ``(B, …)`` per call) export
+too; ``convention="norse"`` writes LIF nodes the way norse's importer reads them (see :func:`to_nir`).
 
 Binary weights: :func:`binarize` replaces every weight by ``sign(w)·α_row`` (``sign(0) := +1``);
 :func:`save_binary` writes bit-packed signs, the per-row scales, the biases and the architecture to
@@ -26,7 +31,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,33 +76,147 @@ def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
         return out
     if any(True for _ in model.children()):
         raise ExportError(
-            f"{type(model).__name__} is not sequential; export supports nn.Sequential, SpikingSequential and "
-            "TimeDistributed chains"
+            f"{type(model).__name__} is not sequential: a module with its own forward() cannot be exported, "
+            "because its data flow is code, not a chain of layers. Export supports nn.Sequential, SpikingSequential, "
+            "TimeDistributed and norse SequentialState chains; rebuild the model as one of these"
         )
     return [("", model)]
 
 
-def _input_shape(model: nn.Module, input_shape) -> tuple[int, ...]:
+@dataclass(frozen=True)
+class _Neuron:
+    """A spiking layer as NIR sees it: ``U[t] = β·U[t−1] + gain·I[t] − reset``, spike on ``U > θ``."""
+
+    beta: float
+    threshold: float
+    reset: str
+    gain: float
+    source: str
+    step_layout: bool  # called once per step on (B, …) (snnTorch, norse) rather than on (T, B, …)
+
+
+def _library_class(layer: nn.Module, module_prefix: str, name: str) -> bool:
+    """Whether ``layer`` is ``name`` from a library module starting with ``module_prefix`` (never imports it)."""
+    return any(c.__name__ == name and c.__module__.startswith(module_prefix) for c in type(layer).__mro__)
+
+
+def _one(name: str, layer: nn.Module, what: str, value) -> float:
+    t = torch.as_tensor(value).detach()
+    if t.numel() != 1 and not bool((t == t.reshape(-1)[0]).all()):
+        raise ExportError(
+            f"layer '{name}' ({type(layer).__name__}) has a per-neuron {what}; the NIR export writes one {what} "
+            "per layer (as spikelfp's LIF has)"
+        )
+    return float(t.reshape(-1)[0])
+
+
+def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
+    """The NIR view of a spiking layer (spikelfp ``LIF``, snnTorch ``Leaky``, norse ``LIFBoxCell``), else None.
+
+    - snnTorch ``Leaky(β, θ, reset_mechanism)`` is ``U[t] = clamp(β, 0, 1)·U[t−1] + I[t] − reset`` (gain 1);
+      with ``reset_delay=False`` a zero reset gives the same spikes as the delayed one for ``θ > 0`` (the
+      membrane is 0 either way at the next step), a subtractive one does not (refused).
+    - norse ``LIFBoxCell`` is ``v ← v + dt·τ⁻¹·(v_leak − v + i)``: ``β = 1 − dt·τ⁻¹`` and gain ``dt·τ⁻¹``,
+      zero reset (``reset_value``) with ``v_leak = v_reset = 0``.
+    """
+    if isinstance(layer, LIF):
+        p = layer.params
+        return _Neuron(p.beta, p.threshold, p.reset, 1.0, "spikelfp.LIF", False)
+    if _library_class(layer, "snntorch", "Leaky"):
+        what = f"layer '{name}' (snntorch.Leaky)"
+        reset = {0: "subtract", 1: "zero"}.get(int(layer.reset_mechanism_val))
+        if reset is None:
+            raise ExportError(f"{what}: reset_mechanism='none' has no NIR LIF equivalent in this exporter")
+        threshold = _one(name, layer, "threshold", layer.threshold)
+        if not getattr(layer, "reset_delay", True) and (reset == "subtract" or threshold <= 0):
+            raise ExportError(
+                f"{what}: reset_delay=False with a subtractive reset (or θ ≤ 0) resets within the step, which "
+                "spikelfp's LIF and NIR's metadata do not describe"
+            )
+        if getattr(layer, "state_quant", False) or getattr(layer, "inhibition", False):
+            raise ExportError(f"{what}: state quantisation and inhibition do not export to NIR")
+        if _one(name, layer, "graded_spikes_factor", layer.graded_spikes_factor) != 1.0:
+            raise ExportError(f"{what}: graded spikes do not export to NIR")
+        beta = min(max(_one(name, layer, "beta", layer.beta), 0.0), 1.0)  # snnTorch clamps β to [0, 1]
+        if beta == 0.0:
+            raise ExportError(f"{what}: β = 0 has no NIR LIF (τ = dt/(1 − β) needs β > 0 for a memory)")
+        return _Neuron(beta, threshold, reset, 1.0, "snntorch.Leaky", True)
+    if _library_class(layer, "norse", "LIFBoxCell"):
+        what = f"layer '{name}' (norse LIFBoxCell)"
+        p = layer.p
+        if getattr(getattr(p, "reset_method", None), "__name__", "reset_value") != "reset_value":
+            raise ExportError(f"{what}: only norse's reset_value (reset to v_reset) exports to NIR")
+        if _one(name, layer, "v_leak", p.v_leak) != 0.0 or _one(name, layer, "v_reset", p.v_reset) != 0.0:
+            raise ExportError(f"{what}: v_leak and v_reset must be 0")
+        gain = float(layer.dt) * _one(name, layer, "tau_mem_inv", p.tau_mem_inv)
+        if not 0.0 < gain < 1.0:
+            raise ExportError(f"{what}: dt·tau_mem_inv = {gain} must lie in (0, 1)")
+        return _Neuron(1.0 - gain, _one(name, layer, "v_th", p.v_th), "zero", gain, "norse.LIFBoxCell", True)
+    return None
+
+
+def _layout(chain) -> int:
+    """Leading axes before a sample: 2 for spikelfp's time-first ``(T, B, …)``, 1 for step-wise neurons."""
+    steps = {_neuron(name, layer).step_layout for name, layer in chain if _neuron(name, layer) is not None}
+    if len(steps) > 1:
+        raise ExportError(
+            "the model mixes time-first spikelfp neurons with step-wise snnTorch/norse neurons; its layers do not "
+            "agree on the batch axis"
+        )
+    return 1 if steps == {True} else 2
+
+
+def _infer_input_shape(chain, lead: int) -> tuple[int, ...]:
+    """The per-sample input shape the first layer determines: ``(in_features,)`` for a Linear, also behind a
+    Flatten that flattens the whole sample (any shape with that many elements flattens to it; the flat one is
+    chosen). A Conv fixes the channels but not the spatial size, so it needs ``input_shape=``."""
+    first = chain[0][1] if chain else None
+    if isinstance(first, nn.Flatten) and len(chain) > 1 and isinstance(chain[1][1], nn.Linear):
+        if first.start_dim == lead and first.end_dim == -1:
+            return (chain[1][1].in_features,)
+    if isinstance(first, nn.Linear):
+        return (first.in_features,)
+    if isinstance(first, (nn.Conv1d, nn.Conv2d)):
+        dims = "L" if isinstance(first, nn.Conv1d) else "H, W"
+        raise ExportError(
+            f"the first layer {type(first).__name__} fixes the channels ({first.in_channels}) but not the spatial "
+            f"size: pass input_shape=({first.in_channels}, {dims})"
+        )
+    what = type(first).__name__ if first is not None else "an empty model"
+    raise ExportError(
+        f"cannot infer the input shape from {what}: pass input_shape= (one sample at one step, e.g. (1, 28, 28))"
+    )
+
+
+def _input_shape(model: nn.Module, input_shape, chain=(), lead: int = 2) -> tuple[int, ...]:
     if input_shape is None:
         input_shape = getattr(model, "input_shape", None)
     if input_shape is None:
-        raise ExportError("pass input_shape= (one sample at one step, e.g. (1, 28, 28))")
+        return _infer_input_shape(list(chain), lead)
     return tuple(int(d) for d in input_shape)
 
 
-def _shapes(chain, input_shape) -> list[tuple[int, ...]]:
-    """Per-sample input shape of every layer, by running one zero step through the chain."""
-    x = torch.zeros(1, 1, *input_shape)
+_SPATIAL = (nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.AvgPool1d, nn.MaxPool1d)
+
+
+def _shapes(chain, input_shape, lead: int = 2) -> list[tuple[int, ...]]:
+    """Per-sample input shape of every layer, by running one zero sample through the chain.
+
+    Neurons are element-wise: they keep the shape and are not called (a snnTorch neuron with
+    ``init_hidden=True`` would keep the zero step in its state)."""
+    x = torch.zeros(*([1] * lead), *input_shape)
     shapes = []
     with torch.no_grad():
-        for _, layer in chain:
-            shapes.append(tuple(x.shape[2:]))
-            if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.AvgPool1d, nn.MaxPool1d)):
-                y = layer(x.reshape(1, *x.shape[2:]))
-                x = y.reshape(1, 1, *y.shape[1:])
+        for name, layer in chain:
+            shapes.append(tuple(x.shape[lead:]))
+            if _neuron(name, layer) is not None:
+                continue
+            if isinstance(layer, _SPATIAL):
+                y = layer(x.reshape(1, *x.shape[lead:]))
+                x = y.reshape(*([1] * lead), *y.shape[1:])
             else:
                 x = layer(x)
-    shapes.append(tuple(x.shape[2:]))
+    shapes.append(tuple(x.shape[lead:]))
     return shapes
 
 
@@ -110,41 +231,158 @@ def _nir():
     return nir
 
 
-def to_nir(model: nn.Module, path: str | os.PathLike | None = None, dt: float = 1e-4, input_shape=None):
+CONVENTIONS = ("nir", "snntorch", "norse")
+SNNTORCH_DT = 1e-4  # snnTorch's import_from_nir assumes this dt
+
+
+def to_nir(
+    model: nn.Module,
+    path: str | os.PathLike | None = None,
+    dt: float | None = None,
+    input_shape=None,
+    convention: str = "nir",
+):
     """Export a sequential (spiking) model as a NIR graph, written to ``path`` (HDF5) if given.
 
-    Supported layers: Linear (NIR Affine/Linear), Conv1d/Conv2d, AvgPool2d, Flatten, LIF (NIR LIF,
-    or IF for ``β = 1``), inside nn.Sequential / SpikingSequential / TimeDistributed; Dropout and
-    Identity are skipped (identities at inference). Anything else is an :class:`ExportError` that
-    names the layer. Returns the :class:`nir.NIRGraph`.
+    Supported layers: Linear (NIR Affine/Linear), Conv1d/Conv2d, AvgPool2d, Flatten, and the neurons
+    spikelfp ``LIF``, snnTorch ``Leaky`` and norse ``LIFBoxCell`` (NIR ``LIF``, or ``IF`` for ``β = 1``),
+    inside nn.Sequential / SpikingSequential / TimeDistributed / norse SequentialState; Dropout and Identity
+    are skipped (identities at inference). Anything else is an :class:`ExportError` that names the layer.
+
+    A discrete neuron ``U[t] = β·U[t−1] + g·I[t]`` (``g = 1`` for spikelfp and snnTorch, ``g = dt·τ⁻¹`` for
+    norse's box cell) is NIR's ``τ·dv/dt = (v_leak − v) + r·I`` under forward Euler with
+
+    .. math:: τ = dt/(1 − β), \\qquad r·dt/τ = γ,
+
+    where ``γ`` is the input gain written into the node (``convention``):
+
+    - ``"nir"`` (default) and ``"snntorch"``: ``γ = 1``, i.e. ``r = τ/dt`` (LFP-SPEC §8);
+    - ``"norse"``: ``γ = 1 − β``, i.e. ``r = 1``: norse's ``from_nir`` ignores ``r`` on LIF nodes and
+      integrates ``v ← βv + (1 − β)·I``; the graph is still correct NIR.
+
+    Where ``g ≠ γ``, the factor ``g/γ`` is multiplied into the weights and bias of the nearest preceding
+    Linear/Conv layer (through Flatten/AvgPool, which commute with it); without one the export is refused.
+    ``Flatten`` is written with negative per-sample dimensions (``start_dim = −ndim``), which NIR's own
+    shape rule and both snnTorch's and norse's importers (which apply ``torch.nn.Flatten(start_dim,
+    end_dim)`` to a batched tensor) read the same way.
+
+    Parameters
+    ----------
+    model
+        The sequential model.
+    path
+        Where to write the ``.nir`` file (optional).
+    dt
+        The time step; default ``1e-4`` (norse cells: their own ``dt``). ``convention="snntorch"`` needs
+        ``1e-4``, the value snnTorch's importer assumes.
+    input_shape
+        One sample at one step; inferred when the first layer determines it (a Linear, or a Flatten of
+        the whole sample then a Linear: ``(in_features,)``), else required.
+    convention
+        ``"nir"``, ``"snntorch"`` or ``"norse"``. For the latter two, a subtractive reset (which their
+        importers replace by a reset to zero) is a ``UserWarning`` that names the difference.
+
+    Returns
+    -------
+    nir.NIRGraph
     """
     nir = _nir()
+    if convention not in CONVENTIONS:
+        raise ExportError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    chain = [(n, m) for n, m in _chain(model) if not isinstance(m, (nn.Dropout, nn.Identity))]
+    lead = _layout(chain)
+    neurons = [(n, neuron) for n, m in chain if (neuron := _neuron(n, m)) is not None]
+    if dt is None:
+        norse_dts = [float(m.dt) for _, m in chain if _library_class(m, "norse", "LIFBoxCell")]
+        dt = norse_dts[0] if norse_dts else 1e-4
+    dt = float(dt)
     if not dt > 0:
         raise ExportError(f"dt must be > 0, got {dt}")
-    shape = _input_shape(model, input_shape)
-    chain = [(n, m) for n, m in _chain(model) if not isinstance(m, (nn.Dropout, nn.Identity))]
-    shapes = _shapes(chain, shape)
+    if convention == "snntorch" and dt != SNNTORCH_DT:
+        raise ExportError(f"convention='snntorch' needs dt = {SNNTORCH_DT} (snnTorch's importer assumes it), got {dt}")
+    _warn_importer(convention, neurons)
+    shape = _input_shape(model, input_shape, chain, lead)
+    shapes = _shapes(chain, shape, lead)
     nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(shape))}
     edges = []
     previous = "input"
     for (name, layer), in_shape in zip(chain, shapes):
         key = name.replace(".", "_") or "layer"
-        nodes[key] = _to_nir_node(nir, name, layer, in_shape, dt)
+        nodes[key] = _to_nir_node(nir, name, layer, in_shape, dt, convention, lead)
+        _fold_gain(nodes, edges, key, name, layer, convention)
         edges.append((previous, key))
         previous = key
     nodes["output"] = nir.Output(output_type=np.array(shapes[-1]))
     edges.append((previous, "output"))
-    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"exporter": "spikelfp", "dt": dt})
+    metadata = {"exporter": "spikelfp", "dt": dt, "convention": convention}
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
     if path is not None:
         nir.write(str(path), graph)
     return graph
+
+
+def _warn_importer(convention: str, neurons) -> None:
+    """Warn where the target importer runs a neuron differently from the model (it knows only zero reset)."""
+    if convention == "nir":
+        return
+    importer = {"snntorch": "snnTorch's import_from_nir", "norse": "norse's from_nir"}[convention]
+    for name, n in neurons:
+        if n.reset == "subtract":
+            warnings.warn(
+                f"layer '{name}' resets by subtraction (U ← U − θ after a spike); {importer} knows only a reset to "
+                "zero (U ← 0), so its spikes will differ. The reset mode is kept in the node metadata for "
+                "spikelfp.export.from_nir; export a reset='zero' model for identical spikes there",
+                UserWarning,
+                stacklevel=3,
+            )
+        if n.beta == 1.0 and convention == "snntorch":
+            warnings.warn(
+                f"layer '{name}' is an IF neuron (β = 1); snnTorch's import_from_nir builds every NIR IF node as "
+                "a Leaky with β = 0.9, so its spikes will differ",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
+def _target_gain(beta: float, convention: str) -> float:
+    """The input gain ``γ = r·dt/τ`` written into a LIF node (1 for IF nodes: ``r = 1``, see _to_nir_node)."""
+    if beta == 1.0 or convention != "norse":
+        return 1.0
+    return 1.0 - beta
+
+
+def _fold_gain(nodes: dict, edges: list, key: str, name: str, layer: nn.Module, convention: str) -> None:
+    """Multiply ``g/γ`` into the nearest preceding Affine/Linear/Conv node (the chain so far is ``edges``)."""
+    n = _neuron(name, layer)
+    if n is None:
+        return
+    factor = n.gain / _target_gain(n.beta, convention)
+    if factor == 1.0:
+        return
+    for _, prev in reversed(edges):
+        node = nodes[prev]
+        kind = type(node).__name__
+        if kind in ("Affine", "Linear", "Conv1d", "Conv2d"):
+            node.weight = (node.weight * factor).astype(node.weight.dtype)
+            if getattr(node, "bias", None) is not None:
+                node.bias = (node.bias * factor).astype(node.bias.dtype)
+            meta = dict(getattr(node, "metadata", None) or {})
+            meta["input_gain_folded"] = float(factor)
+            node.metadata = meta
+            return
+        if kind not in ("Flatten", "AvgPool2d"):
+            break
+    raise ExportError(
+        f"layer '{name}': its input gain {factor:.6g} (the neuron's own gain over the convention's) must be "
+        "multiplied into a preceding Linear/Conv layer, and there is none directly before it"
+    )
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().copy()
 
 
-def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float):
+def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float, convention: str = "nir", lead: int = 2):
     if isinstance(layer, nn.Linear):
         if layer.bias is None:
             return nir.Linear(weight=_numpy(layer.weight))
@@ -174,31 +412,61 @@ def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float):
             padding=np.array(pair(layer.padding)),
         )
     if isinstance(layer, nn.Flatten):
-        start = layer.start_dim - 2 if layer.start_dim >= 0 else layer.start_dim
-        end = layer.end_dim - 2 if layer.end_dim >= 0 else layer.end_dim
-        if start < 0 and layer.start_dim >= 0:
-            raise ExportError(f"layer '{name}' (Flatten): flattening the time or batch axis does not export")
-        return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end)
-    if isinstance(layer, LIF):
-        p = layer.params
-        shape = tuple(in_shape)
-        meta = {"reset": p.reset, "dt": dt, "beta": p.beta, "threshold": p.threshold, "node": "spikelfp.LIF"}
-        threshold = np.full(shape, p.threshold, dtype=np.float64)
-        zeros = np.zeros(shape, dtype=np.float64)
-        if p.beta == 1.0:
-            return nir.IF(r=np.ones(shape), v_threshold=threshold, v_reset=zeros, metadata=meta)
-        tau = dt / (1.0 - p.beta)
-        return nir.LIF(
-            tau=np.full(shape, tau),
-            r=np.full(shape, tau / dt),
-            v_leak=zeros,
-            v_threshold=threshold,
-            v_reset=zeros,
-            metadata=meta,
-        )
+        return _flatten_node(nir, name, layer, in_shape, lead)
+    neuron = _neuron(name, layer)
+    if neuron is not None:
+        return _lif_node(nir, neuron, tuple(in_shape), dt, convention)
     raise ExportError(
         f"layer '{name}' of type {type(layer).__name__} has no NIR equivalent supported by spikelfp "
-        "(supported: Linear, Conv1d, Conv2d, AvgPool2d, Flatten, LIF; NIR has no max-pooling)"
+        "(supported: Linear, Conv1d, Conv2d, AvgPool2d, Flatten, LIF, snntorch.Leaky, norse LIFBoxCell; "
+        "NIR has no max-pooling)"
+    )
+
+
+def _flatten_node(nir, name: str, layer: nn.Flatten, in_shape, lead: int):
+    """NIR ``Flatten`` with negative per-sample dims: ``d ↦ d − ndim``.
+
+    NIR shapes have no batch axis, so a per-sample ``Flatten(start_dim=0)`` is the literal form; but
+    snnTorch's and norse's importers build ``torch.nn.Flatten(start_dim, end_dim)`` and run it on a
+    batched ``(B, …)`` tensor, where ``0`` is the batch axis. A negative dimension counts from the end,
+    so it names the same axis per sample (NIR's ``calc_flatten_output``) and on a batched tensor.
+    """
+    ndim = len(in_shape)
+    start, end = _flatten_dims(layer, ndim, ndim + lead)
+    if start is None:
+        raise ExportError(f"layer '{name}' (Flatten): flattening the time or batch axis does not export")
+    return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end)
+
+
+def _flatten_dims(layer: nn.Flatten, ndim: int, full: int):
+    """Torch Flatten dims on a tensor of ``full`` axes → negative per-sample dims (None if it touches T/B)."""
+    start = layer.start_dim if layer.start_dim >= 0 else layer.start_dim + full
+    end = layer.end_dim if layer.end_dim >= 0 else layer.end_dim + full
+    lead = full - ndim
+    if start < lead or end < lead:
+        return None, None
+    return start - full, end - full
+
+
+def _lif_node(nir, n: _Neuron, shape: tuple[int, ...], dt: float, convention: str):
+    """NIR ``LIF`` (``IF`` for ``β = 1``) with full per-neuron arrays and the reset mode, ``dt``, ``β``
+    and the source type in the metadata."""
+    meta = {"reset": n.reset, "dt": dt, "beta": n.beta, "threshold": n.threshold, "node": n.source}
+    if convention != "nir":
+        meta["convention"] = convention
+    threshold = np.full(shape, n.threshold, dtype=np.float64)
+    zeros = np.zeros(shape, dtype=np.float64)
+    if n.beta == 1.0:
+        return nir.IF(r=np.ones(shape), v_threshold=threshold, v_reset=zeros, metadata=meta)
+    tau = dt / (1.0 - n.beta)
+    r = _target_gain(n.beta, convention) * tau / dt
+    return nir.LIF(
+        tau=np.full(shape, tau),
+        r=np.full(shape, r),
+        v_leak=zeros,
+        v_threshold=threshold,
+        v_reset=zeros,
+        metadata=meta,
     )
 
 

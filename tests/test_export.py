@@ -124,17 +124,6 @@ def test_snntorch_imports_zero_reset_model_with_identical_spikes():
     assert isinstance(next(m for m in net.modules() if isinstance(m, snn.Leaky)), snn.Leaky)
 
 
-def test_snntorch_importer_flatten_bug_is_documented():
-    """snnTorch's importer maps NIR Flatten(start_dim=0) (per-sample) to torch Flatten(0, -1), which
-    also flattens the batch; its own exporter subtracts the batch axis. Documented in the README."""
-    pytest.importorskip("snntorch", reason="snntorch is not installed")
-    from snntorch.import_nir import import_from_nir
-
-    net = import_from_nir(export.to_nir(dense("zero", flat=False)))
-    flatten = next(m for m in net.modules() if isinstance(m, nn.Flatten))
-    assert (flatten.start_dim, flatten.end_dim) == (0, -1)
-
-
 def test_norse_importer_ignores_r():
     """norse's from_nir integrates v ← (1 − dt/τ)v + (dt/τ)I, dropping NIR's R: with our unit-gain
     export (R = τ/dt) its spikes match only once its input weights are multiplied by R."""
