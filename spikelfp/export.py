@@ -35,13 +35,14 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .neurons import LIF
+from .neurons import LI, LIF, RLIF, CubaLIF, FamilyNeuron, RCubaLIF
 from .nn import Heaviside, SpikingSequential, TimeDistributed
 
 __all__ = [
@@ -74,6 +75,8 @@ def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
             for sub, leaf in _chain(child):
                 out.append((f"{name}.{sub}" if sub else name, leaf))
         return out
+    if _is_neuron_type(model):
+        return [("", model)]  # a recurrent neuron holds its recurrent Linear as a child
     if any(True for _ in model.children()):
         raise ExportError(
             f"{type(model).__name__} is not sequential: a module with its own forward() cannot be exported, "
@@ -83,16 +86,30 @@ def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [("", model)]
 
 
+def _is_neuron_type(layer: nn.Module) -> bool:
+    return isinstance(layer, (LIF, FamilyNeuron)) or any(
+        _library_class(layer, "snntorch", c) for c in ("Leaky", "Synaptic", "RLeaky", "RSynaptic")
+    )
+
+
 @dataclass(frozen=True)
 class _Neuron:
-    """A spiking layer as NIR sees it: ``U[t] = β·U[t−1] + gain·I[t] − reset``, spike on ``U > θ``."""
+    """A neuron layer as NIR sees it (LFP-SPEC §9), per step and per neuron:
 
-    beta: float
+    ``J[t] = α·J[t−1] + g·I[t] (+ R[t])`` (CubaLIF only), ``U[t] = β·U[t−1] + J[t] − reset`` (LIF: ``J = g·I
+    (+ R)``), spike on ``U > θ``; LI outputs ``U`` and never resets. ``R[t] = V·S[t−1] + b`` is the
+    recurrent layer, if any. ``g`` is the library's own input gain (1 but for norse's box cell).
+    """
+
+    kind: str  # "LIF", "CubaLIF" or "LI"
+    beta: float | np.ndarray
     threshold: float
     reset: str
     gain: float
     source: str
     step_layout: bool  # called once per step on (B, …) (snnTorch, norse) rather than on (T, B, …)
+    alpha: float | np.ndarray | None = None
+    recurrent: Any = None  # (weight, bias or None) as numpy arrays
 
 
 def _library_class(layer: nn.Module, module_prefix: str, name: str) -> bool:
@@ -110,37 +127,37 @@ def _one(name: str, layer: nn.Module, what: str, value) -> float:
     return float(t.reshape(-1)[0])
 
 
-def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
-    """The NIR view of a spiking layer (spikelfp ``LIF``, snnTorch ``Leaky``, norse ``LIFBoxCell``), else None.
+def _decay(value) -> float | np.ndarray:
+    """A decay as a float (one per layer) or a float64 array (per neuron), clamped to ``[0, 1]``."""
+    if not isinstance(value, torch.Tensor):
+        return min(max(float(value), 0.0), 1.0)
+    t = value.detach().cpu().to(torch.float64).clamp(0.0, 1.0)
+    if t.numel() == 1:
+        return float(t.reshape(-1)[0])
+    return t.numpy().copy()
 
-    - snnTorch ``Leaky(β, θ, reset_mechanism)`` is ``U[t] = clamp(β, 0, 1)·U[t−1] + I[t] − reset`` (gain 1);
-      with ``reset_delay=False`` a zero reset gives the same spikes as the delayed one for ``θ > 0`` (the
-      membrane is 0 either way at the next step), a subtractive one does not (refused).
+
+def _linear_arrays(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray | None]:
+    return _numpy(layer.weight), (_numpy(layer.bias) if layer.bias is not None else None)
+
+
+def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
+    """The NIR view of a neuron layer, else None: spikelfp's family (``LIF``, ``CubaLIF``, ``LI``, ``RLIF``,
+    ``RCubaLIF``), snnTorch ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic``, norse ``LIFBoxCell``.
+
+    - snnTorch's neurons are spikelfp's of the same dynamics (``β``, ``α`` clamped to ``[0, 1]``, gain 1)
+      with their delayed subtractive reset. Their delayed zero reset differs for ``Synaptic``/``RLeaky``/
+      ``RSynaptic`` (it discards the step's input too) and is refused; with ``reset_delay=False`` a zero
+      reset gives spikelfp's spikes (for ``θ > 0`` the membrane is 0 at the next step either way), a
+      subtractive one does not (refused).
     - norse ``LIFBoxCell`` is ``v ← v + dt·τ⁻¹·(v_leak − v + i)``: ``β = 1 − dt·τ⁻¹`` and gain ``dt·τ⁻¹``,
       zero reset (``reset_value``) with ``v_leak = v_reset = 0``.
     """
-    if isinstance(layer, LIF):
-        p = layer.params
-        return _Neuron(p.beta, p.threshold, p.reset, 1.0, "spikelfp.LIF", False)
-    if _library_class(layer, "snntorch", "Leaky"):
-        what = f"layer '{name}' (snntorch.Leaky)"
-        reset = {0: "subtract", 1: "zero"}.get(int(layer.reset_mechanism_val))
-        if reset is None:
-            raise ExportError(f"{what}: reset_mechanism='none' has no NIR LIF equivalent in this exporter")
-        threshold = _one(name, layer, "threshold", layer.threshold)
-        if not getattr(layer, "reset_delay", True) and (reset == "subtract" or threshold <= 0):
-            raise ExportError(
-                f"{what}: reset_delay=False with a subtractive reset (or θ ≤ 0) resets within the step, which "
-                "spikelfp's LIF and NIR's metadata do not describe"
-            )
-        if getattr(layer, "state_quant", False) or getattr(layer, "inhibition", False):
-            raise ExportError(f"{what}: state quantisation and inhibition do not export to NIR")
-        if _one(name, layer, "graded_spikes_factor", layer.graded_spikes_factor) != 1.0:
-            raise ExportError(f"{what}: graded spikes do not export to NIR")
-        beta = min(max(_one(name, layer, "beta", layer.beta), 0.0), 1.0)  # snnTorch clamps β to [0, 1]
-        if beta == 0.0:
-            raise ExportError(f"{what}: β = 0 has no NIR LIF (τ = dt/(1 − β) needs β > 0 for a memory)")
-        return _Neuron(beta, threshold, reset, 1.0, "snntorch.Leaky", True)
+    if isinstance(layer, FamilyNeuron) or isinstance(layer, LIF):
+        return _spikelfp_neuron(name, layer)
+    for cls in ("Leaky", "Synaptic", "RLeaky", "RSynaptic"):
+        if _library_class(layer, "snntorch", cls):
+            return _snntorch_neuron(name, layer, cls)
     if _library_class(layer, "norse", "LIFBoxCell"):
         what = f"layer '{name}' (norse LIFBoxCell)"
         p = layer.p
@@ -151,8 +168,73 @@ def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
         gain = float(layer.dt) * _one(name, layer, "tau_mem_inv", p.tau_mem_inv)
         if not 0.0 < gain < 1.0:
             raise ExportError(f"{what}: dt·tau_mem_inv = {gain} must lie in (0, 1)")
-        return _Neuron(1.0 - gain, _one(name, layer, "v_th", p.v_th), "zero", gain, "norse.LIFBoxCell", True)
+        v_th = _one(name, layer, "v_th", p.v_th)
+        return _Neuron("LIF", 1.0 - gain, v_th, "zero", gain, "norse.LIFBoxCell", True)
     return None
+
+
+def _spikelfp_neuron(name: str, layer: nn.Module) -> _Neuron:
+    spiking = getattr(layer, "spiking", True)
+    kind = "CubaLIF" if getattr(layer, "synaptic", False) else ("LIF" if spiking else "LI")
+    reset = str(getattr(layer, "reset", "subtract"))
+    if spiking and reset == "none":
+        raise ExportError(
+            f"layer '{name}' ({type(layer).__name__}): reset='none' has no NIR equivalent (NIR's LIF, IF and CubaLIF "
+            "always reset after a spike)"
+        )
+    recurrent = None
+    if getattr(layer, "recurrent_layer", False):
+        recurrent = _linear_arrays(layer.recurrent)
+    alpha = _decay(layer.alpha) if kind == "CubaLIF" else None
+    threshold = float(getattr(layer, "threshold", 0.0))
+    source = f"spikelfp.{type(layer).__name__}"
+    return _Neuron(
+        kind, _decay(layer.beta), threshold, reset if spiking else "none", 1.0, source, False, alpha, recurrent
+    )
+
+
+def _snntorch_neuron(name: str, layer: nn.Module, cls: str) -> _Neuron:
+    what = f"layer '{name}' (snntorch.{cls})"
+    reset = {0: "subtract", 1: "zero"}.get(int(layer.reset_mechanism_val))
+    if reset is None:
+        raise ExportError(f"{what}: reset_mechanism='none' has no NIR equivalent (NIR's neurons always reset)")
+    threshold = _one(name, layer, "threshold", layer.threshold)
+    delayed = getattr(layer, "reset_delay", True)
+    if not delayed and (reset == "subtract" or threshold <= 0):
+        raise ExportError(
+            f"{what}: reset_delay=False with a subtractive reset (or θ ≤ 0) resets within the step, which "
+            "spikelfp's neurons and NIR's metadata do not describe"
+        )
+    if delayed and reset == "zero" and cls != "Leaky":
+        raise ExportError(
+            f"{what}: its delayed reset to zero sets U[t] = 0 after a spike, discarding this step's input, unlike "
+            "NIR's and spikelfp's reset; use reset_delay=False (same spikes as spikelfp's zero reset) or 'subtract'"
+        )
+    if getattr(layer, "state_quant", False) or getattr(layer, "inhibition", False):
+        raise ExportError(f"{what}: state quantisation and inhibition do not export to NIR")
+    if _one(name, layer, "graded_spikes_factor", layer.graded_spikes_factor) != 1.0:
+        raise ExportError(f"{what}: graded spikes do not export to NIR")
+    if isinstance(layer.threshold, nn.Parameter) and layer.threshold.requires_grad:
+        raise ExportError(f"{what}: a learnable threshold does not export (spikelfp's neurons have a fixed θ)")
+    beta = _decay(layer.beta)
+    if isinstance(beta, float) and beta == 0.0:
+        raise ExportError(f"{what}: β = 0 (no memory) does not round-trip: spikelfp's neurons need β in (0, 1]")
+    alpha = _decay(layer.alpha) if cls in ("Synaptic", "RSynaptic") else None
+    recurrent = None
+    if cls in ("RLeaky", "RSynaptic"):
+        if getattr(layer, "all_to_all", True):
+            if not isinstance(layer.recurrent, nn.Linear):
+                raise ExportError(
+                    f"{what}: only a Linear recurrent layer exports (not {type(layer.recurrent).__name__})"
+                )
+            recurrent = _linear_arrays(layer.recurrent)
+        else:
+            v = layer.recurrent.V.detach().cpu().reshape(-1)
+            if v.numel() == 1:
+                raise ExportError(f"{what}: a scalar one-to-one V does not fix the layer size; give V per neuron")
+            recurrent = (np.diag(v.numpy()).astype(np.float32), None)
+    kind = "CubaLIF" if alpha is not None else "LIF"
+    return _Neuron(kind, beta, threshold, reset, 1.0, f"snntorch.{cls}", True, alpha, recurrent)
 
 
 def _layout(chain) -> int:
@@ -308,8 +390,19 @@ def to_nir(
     previous = "input"
     for (name, layer), in_shape in zip(chain, shapes):
         key = name.replace(".", "_") or "layer"
+        neuron = _neuron(name, layer)
+        if neuron is not None and neuron.recurrent is not None:
+            # snnTorch's form of RLeaky/RSynaptic: '<key>.lif' ⇄ '<key>.w_rec' (its importer splits at the dot)
+            entry, w_key = f"{key}.lif", f"{key}.w_rec"
+            nodes[entry] = _to_nir_node(nir, name, layer, in_shape, dt, convention, lead)
+            nodes[w_key] = _affine(nir, *neuron.recurrent)
+            edges += [(previous, entry), (entry, w_key), (w_key, entry)]
+            _fold_gain(nodes, edges[:-3], entry, name, neuron, convention, also=w_key)
+            previous = entry
+            continue
         nodes[key] = _to_nir_node(nir, name, layer, in_shape, dt, convention, lead)
-        _fold_gain(nodes, edges, key, name, layer, convention)
+        if neuron is not None:
+            _fold_gain(nodes, edges, key, name, neuron, convention)
         edges.append((previous, key))
         previous = key
     nodes["output"] = nir.Output(output_type=np.array(shapes[-1]))
@@ -322,7 +415,7 @@ def to_nir(
 
 
 def _warn_importer(convention: str, neurons) -> None:
-    """Warn where the target importer runs a neuron differently from the model (it knows only zero reset)."""
+    """Warn where the target importer runs a layer differently from the model (by layer name)."""
     if convention == "nir":
         return
     importer = {"snntorch": "snnTorch's import_from_nir", "norse": "norse's from_nir"}[convention]
@@ -335,47 +428,77 @@ def _warn_importer(convention: str, neurons) -> None:
                 UserWarning,
                 stacklevel=3,
             )
-        if n.beta == 1.0 and convention == "snntorch":
+        if n.kind == "LIF" and np.all(np.asarray(n.beta) == 1.0) and convention == "snntorch":
             warnings.warn(
                 f"layer '{name}' is an IF neuron (β = 1); snnTorch's import_from_nir builds every NIR IF node as "
                 "a Leaky with β = 0.9, so its spikes will differ",
                 UserWarning,
                 stacklevel=3,
             )
+        if n.kind == "LI":
+            what = "raises on NIR LI nodes" if convention == "snntorch" else "silently skips NIR LI nodes"
+            warnings.warn(
+                f"layer '{name}' is a leaky integrator (NIR LI); {importer} {what}", UserWarning, stacklevel=3
+            )
+        if n.recurrent is not None and convention == "norse":
+            warnings.warn(
+                f"layer '{name}' is recurrent; norse's from_nir does not run NIR recurrent edges as "
+                "R[t] = V·S[t−1] + b (see README)",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
-def _target_gain(beta: float, convention: str) -> float:
-    """The input gain ``γ = r·dt/τ`` written into a LIF node (1 for IF nodes: ``r = 1``, see _to_nir_node)."""
-    if beta == 1.0 or convention != "norse":
+def _target_gain(n: _Neuron, convention: str) -> float | np.ndarray:
+    """The input gain ``γ = r·dt/τ`` written into the node: 1, except ``1 − β`` for a LIF under
+    ``convention="norse"`` (norse drops ``r``); IF nodes keep ``r = 1`` (see :func:`_neuron_node`)."""
+    beta = np.asarray(n.beta, dtype=np.float64)
+    if n.kind != "LIF" or convention != "norse" or np.all(beta == 1.0):
         return 1.0
     return 1.0 - beta
 
 
-def _fold_gain(nodes: dict, edges: list, key: str, name: str, layer: nn.Module, convention: str) -> None:
-    """Multiply ``g/γ`` into the nearest preceding Affine/Linear/Conv node (the chain so far is ``edges``)."""
-    n = _neuron(name, layer)
-    if n is None:
+def _fold_gain(
+    nodes: dict, edges: list, key: str, name: str, n: _Neuron, convention: str, also: str | None = None
+) -> None:
+    """Multiply ``g/γ`` into the nearest preceding Affine/Linear/Conv node (the chain so far is ``edges``),
+    and into the recurrent node ``also``: both feed the neuron's input."""
+    factor = np.asarray(n.gain / _target_gain(n, convention), dtype=np.float64)
+    if np.all(factor == 1.0):
         return
-    factor = n.gain / _target_gain(n.beta, convention)
-    if factor == 1.0:
-        return
+    if np.all(factor == factor.reshape(-1)[0]):
+        factor = np.asarray(factor.reshape(-1)[0])
+    found = None
     for _, prev in reversed(edges):
-        node = nodes[prev]
-        kind = type(node).__name__
+        kind = type(nodes[prev]).__name__
         if kind in ("Affine", "Linear", "Conv1d", "Conv2d"):
-            node.weight = (node.weight * factor).astype(node.weight.dtype)
-            if getattr(node, "bias", None) is not None:
-                node.bias = (node.bias * factor).astype(node.bias.dtype)
-            meta = dict(getattr(node, "metadata", None) or {})
-            meta["input_gain_folded"] = float(factor)
-            node.metadata = meta
-            return
+            found = prev
+            break
         if kind not in ("Flatten", "AvgPool2d"):
             break
-    raise ExportError(
-        f"layer '{name}': its input gain {factor:.6g} (the neuron's own gain over the convention's) must be "
-        "multiplied into a preceding Linear/Conv layer, and there is none directly before it"
-    )
+    if found is None:
+        raise ExportError(
+            f"layer '{name}': its input gain {float(factor.reshape(-1)[0]):.6g} (the neuron's own gain over the "
+            "convention's) must be multiplied into a preceding Linear/Conv layer, and there is none directly before it"
+        )
+    targets = [found] + ([also] if also is not None else [])
+    for target in targets:
+        node = nodes[target]
+        if factor.ndim > 0 and (type(node).__name__ not in ("Affine", "Linear") or node.weight.shape[0] != factor.size):
+            raise ExportError(
+                f"layer '{name}': a per-neuron input gain can be folded only into a Linear right before it"
+            )
+        column = factor.reshape(-1, 1) if factor.ndim > 0 else factor
+        node.weight = (node.weight * column).astype(node.weight.dtype)
+        if getattr(node, "bias", None) is not None:
+            node.bias = (node.bias * factor.reshape(-1)).astype(node.bias.dtype)
+        meta = dict(getattr(node, "metadata", None) or {})
+        meta["input_gain_folded"] = float(factor) if factor.ndim == 0 else factor.tolist()
+        node.metadata = meta
+
+
+def _affine(nir, weight: np.ndarray, bias: np.ndarray | None):
+    return nir.Linear(weight=weight.copy()) if bias is None else nir.Affine(weight=weight.copy(), bias=bias.copy())
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -423,7 +546,7 @@ def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float, conventi
         return _flatten_node(nir, name, layer, in_shape, lead)
     neuron = _neuron(name, layer)
     if neuron is not None:
-        return _lif_node(nir, neuron, tuple(in_shape), dt, convention)
+        return _neuron_node(nir, name, neuron, tuple(in_shape), dt, convention)
     raise ExportError(
         f"layer '{name}' of type {type(layer).__name__} has no NIR equivalent supported by spikelfp "
         "(supported: Linear, Conv1d, Conv2d, AvgPool2d, Flatten, LIF, snntorch.Leaky, norse LIFBoxCell; "
@@ -456,21 +579,63 @@ def _flatten_dims(layer: nn.Flatten, ndim: int, full: int):
     return start - full, end - full
 
 
-def _lif_node(nir, n: _Neuron, shape: tuple[int, ...], dt: float, convention: str):
-    """NIR ``LIF`` (``IF`` for ``β = 1``) with full per-neuron arrays and the reset mode, ``dt``, ``β``
-    and the source type in the metadata."""
-    meta = {"reset": n.reset, "dt": dt, "beta": n.beta, "threshold": n.threshold, "node": n.source}
+def _neuron_node(nir, name: str, n: _Neuron, shape: tuple[int, ...], dt: float, convention: str):
+    """The NIR node of a neuron layer, every parameter a full per-neuron array (LFP-SPEC §8), with the reset
+    mode, ``dt``, the decays (when one per layer), ``θ`` and the source type in the metadata.
+
+    Forward Euler with step ``dt`` on NIR's equations gives the discrete neurons with
+
+    - ``LIF`` (``τ·dv/dt = (v_leak − v) + r·I``): ``τ = dt/(1 − β)``, ``r = γ·τ/dt`` (``γ``: see
+      :func:`to_nir`), ``v_leak = 0``; ``β = 1`` is ``IF`` (``dv/dt = r·I``) with ``r = 1``, the unit gain
+      per step both snnTorch's and norse's importers read;
+    - ``CubaLIF`` (``τ_syn·dI/dt = −I + w_in·S``, ``τ_mem·dv/dt = (v_leak − v) + r·I``): ``τ_syn = dt/(1 − α)``,
+      ``w_in = τ_syn/dt``, ``τ_mem = dt/(1 − β)``, ``r = τ_mem/dt`` (the mapping snnTorch's exporter uses;
+      norse's importer reads ``w_in`` and ``r`` as NIR does). ``α = 1`` or ``β = 1`` has no NIR CubaLIF;
+    - ``LI`` (``τ·dv/dt = (v_leak − v) + r·I``): ``τ = dt/(1 − β)``, ``r = τ/dt``; ``β = 1`` is NIR's
+      integrator ``I`` with ``r = 1``.
+    """
+    meta: dict[str, Any] = {"reset": n.reset, "dt": dt, "threshold": n.threshold, "node": n.source}
+    for label, value in (("beta", n.beta), ("alpha", n.alpha)):
+        if isinstance(value, float):
+            meta[label] = value
     if convention != "nir":
         meta["convention"] = convention
+    beta = np.broadcast_to(np.asarray(n.beta, dtype=np.float64), shape).copy()
     threshold = np.full(shape, n.threshold, dtype=np.float64)
     zeros = np.zeros(shape, dtype=np.float64)
-    if n.beta == 1.0:
+    integrate = np.all(beta == 1.0)
+    if not integrate and np.any(beta == 1.0):
+        raise ExportError(f"layer '{name}': β = 1 for some neurons only; NIR has no node that mixes IF and LIF")
+    if np.any(beta <= 0.0) and n.kind != "CubaLIF":
+        raise ExportError(f"layer '{name}': β = 0 (no memory) does not round-trip: spikelfp needs β in (0, 1]")
+    if n.kind == "LI":
+        if integrate:
+            return nir.I(r=np.ones(shape), metadata=meta)
+        tau = dt / (1.0 - beta)
+        return nir.LI(tau=tau, r=tau / dt, v_leak=zeros, metadata=meta)
+    if n.kind == "CubaLIF":
+        alpha = np.broadcast_to(np.asarray(n.alpha, dtype=np.float64), shape).copy()
+        if integrate or np.any(alpha == 1.0):
+            raise ExportError(
+                f"layer '{name}' (CubaLIF): α = 1 or β = 1 has no NIR CubaLIF (τ = dt/(1 − decay) would be infinite)"
+            )
+        tau_syn, tau_mem = dt / (1.0 - alpha), dt / (1.0 - beta)
+        return nir.CubaLIF(
+            tau_syn=tau_syn,
+            tau_mem=tau_mem,
+            r=tau_mem / dt,
+            v_leak=zeros,
+            v_threshold=threshold,
+            v_reset=zeros,
+            w_in=tau_syn / dt,
+            metadata=meta,
+        )
+    if integrate:
         return nir.IF(r=np.ones(shape), v_threshold=threshold, v_reset=zeros, metadata=meta)
-    tau = dt / (1.0 - n.beta)
-    r = _target_gain(n.beta, convention) * tau / dt
+    tau = dt / (1.0 - beta)
     return nir.LIF(
-        tau=np.full(shape, tau),
-        r=np.full(shape, r),
+        tau=tau,
+        r=np.broadcast_to(_target_gain(n, convention) * tau / dt, shape).copy(),
         v_leak=zeros,
         v_threshold=threshold,
         v_reset=zeros,
@@ -482,9 +647,11 @@ def from_nir(source, dt: float | None = None) -> SpikingSequential:
     """Rebuild a spikelfp model from a NIR graph or a ``.nir`` file.
 
     The graph must be a chain ``input → … → output`` of Affine/Linear, Conv1d/Conv2d, AvgPool2d,
-    SumPool2d-free, Flatten and LIF/IF nodes. LIF parameters must be the same for every neuron of a
-    node (spikelfp's LIF has one ``β`` and ``θ`` per layer), with ``v_leak = v_reset = 0`` and unit
-    input gain ``R·dt/τ = 1``. The reset mode comes from the metadata (spikelfp's export writes it);
+    SumPool2d-free, Flatten and neuron nodes: LIF/IF (→ ``LIF``), CubaLIF (→ ``CubaLIF``), LI/I (→ ``LI``),
+    and a LIF/CubaLIF with a recurrent Affine/Linear (a 2-cycle, as snnTorch writes RLeaky/RSynaptic, or a
+    4-node subgraph; → ``RLIF``/``RCubaLIF``). Neuron nodes need ``v_leak = v_reset = 0``, one threshold per
+    node and unit input gains (``r·dt/τ = 1``, CubaLIF also ``w_in·dt/τ_syn = 1``); decays ``1 − dt/τ``
+    may differ between neurons. The reset mode comes from the metadata (spikelfp's export writes it);
     without it, NIR's own semantics apply: reset to zero. ``dt`` defaults to the metadata's, else 1e-4.
     """
     nir = _nir()
@@ -500,6 +667,7 @@ def from_nir(source, dt: float | None = None) -> SpikingSequential:
         graph = source
     if not hasattr(graph, "nodes") or not hasattr(graph, "edges"):
         raise ExportError("from_nir needs a NIR graph or the path of a .nir file")
+    graph, recurrent = _recurrent_pairs(graph)
     order = _chain_order(graph)
     graph_dt = (getattr(graph, "metadata", None) or {}).get("dt")
     layers: list[nn.Module] = []
@@ -535,8 +703,10 @@ def from_nir(source, dt: float | None = None) -> SpikingSequential:
         elif kind == "Flatten":
             start, end = int(node.start_dim), int(node.end_dim)
             layers.append(nn.Flatten(start + 2 if start >= 0 else start, end + 2 if end >= 0 else end))
-        elif kind in ("LIF", "IF"):
+        elif kind in ("LIF", "IF") and key not in recurrent and not _per_neuron_tau(node):
             layers.append(_from_nir_neuron(key, node, dt if dt is not None else graph_dt))
+        elif kind in _FAMILY_NODES:
+            layers.append(_from_nir_family(key, node, recurrent.get(key), dt if dt is not None else graph_dt))
         else:
             raise ExportError(f"NIR node '{key}' of type {kind} cannot run in spikelfp")
     flush()
@@ -634,6 +804,138 @@ def _from_nir_neuron(key: str, node, dt: float | None) -> LIF:
         raise ExportError(f"NIR node '{key}': unknown reset {reset!r} in metadata")
     try:
         return LIF(beta, threshold, reset)
+    except ValueError as exc:
+        raise ExportError(f"NIR node '{key}': {exc}") from exc
+
+
+_FAMILY_NODES = ("LIF", "IF", "CubaLIF", "LI", "I")
+
+
+def _per_neuron_tau(node) -> bool:
+    tau = np.asarray(getattr(node, "tau", 0.0), dtype=np.float64).reshape(-1)
+    return tau.size > 1 and not bool(np.all(tau == tau[0]))
+
+
+def _recurrent_pairs(graph):
+    """The graph without its recurrent weight nodes, and ``{neuron key: weight node}``.
+
+    A recurrent neuron is a LIF/CubaLIF node ``L`` and an Affine/Linear node ``W`` with edges ``L → W`` and
+    ``W → L`` only (snnTorch's flat form of RLeaky/RSynaptic), or a subgraph node holding exactly
+    ``Input → L ⇄ W``, ``L → Output`` (nirtorch's nested form).
+    """
+    nodes = dict(graph.nodes)
+    edges = [tuple(e) for e in graph.edges]
+    recurrent: dict[str, Any] = {}
+    for key, node in list(nodes.items()):
+        if type(node).__name__ == "NIRGraph":
+            neuron, weight = _recurrent_subgraph(key, node)
+            nodes[key] = neuron
+            recurrent[key] = weight
+    for a, b in list(edges):
+        if (b, a) not in edges or a not in nodes or b not in nodes:
+            continue
+        if type(nodes[a]).__name__ not in ("LIF", "CubaLIF") or type(nodes[b]).__name__ not in ("Affine", "Linear"):
+            continue
+        if [e for e in edges if b in e] != [e for e in edges if e in ((a, b), (b, a))] or a in recurrent:
+            continue
+        recurrent[a] = nodes.pop(b)
+        edges = [e for e in edges if b not in e]
+    return SimpleNamespace(nodes=nodes, edges=edges, metadata=getattr(graph, "metadata", None)), recurrent
+
+
+def _recurrent_subgraph(key: str, sub):
+    kinds = {k: type(n).__name__ for k, n in sub.nodes.items()}
+    neurons = [k for k, t in kinds.items() if t in ("LIF", "CubaLIF")]
+    weights = [k for k, t in kinds.items() if t in ("Affine", "Linear")]
+    ins = [k for k, t in kinds.items() if t == "Input"]
+    outs = [k for k, t in kinds.items() if t == "Output"]
+    if len(kinds) == 4 and len(neurons) == len(weights) == len(ins) == len(outs) == 1:
+        n, w = neurons[0], weights[0]
+        if {tuple(e) for e in sub.edges} == {(ins[0], n), (n, w), (w, n), (n, outs[0])}:
+            return sub.nodes[n], sub.nodes[w]
+    raise ExportError(
+        f"NIR node '{key}' is a subgraph spikelfp cannot run (only a LIF/CubaLIF with one recurrent Affine/Linear)"
+    )
+
+
+def _decay_from(key: str, label: str, value: np.ndarray, exact) -> float | torch.Tensor:
+    """``1 − dt/τ`` as a float (one per layer; the metadata's exact value when it agrees) or a per-neuron tensor."""
+    if not np.all(np.isfinite(value)) or np.any(value < 0.0) or np.any(value > 1.0):
+        raise ExportError(f"NIR node '{key}': {label} = 1 − dt/τ lies outside [0, 1] (τ < dt, or τ not finite)")
+    flat = value.reshape(-1)
+    if np.all(flat == flat[0]):
+        one = float(flat[0])
+        if isinstance(exact, (int, float)) and np.isclose(float(exact), one, rtol=0, atol=1e-9):
+            return float(exact)  # the exact value the exporter had
+        return one
+    return torch.as_tensor(value, dtype=torch.get_default_dtype())
+
+
+def _from_nir_family(key: str, node, weight_node, dt: float | None) -> nn.Module:
+    """A spikelfp neuron from a NIR neuron node (see :func:`_neuron_node` for the mapping), per-neuron decays
+    allowed; with ``weight_node``, the recurrent ``RLIF``/``RCubaLIF``."""
+    kind = type(node).__name__
+    meta = dict(getattr(node, "metadata", None) or {})
+    dt = float(meta.get("dt", dt if dt is not None else 1e-4))
+
+    def arr(name: str) -> np.ndarray:
+        a = np.asarray(getattr(node, name), dtype=np.float64)
+        if a.size == 0 or not np.all(np.isfinite(a)):
+            raise ExportError(f"NIR node '{key}': {name} is empty or not finite")
+        return a
+
+    def unit(label: str, gain: np.ndarray) -> None:
+        if not np.allclose(gain, 1.0, rtol=1e-6, atol=0.0):
+            raise ExportError(
+                f"NIR node '{key}': input gain {label} = {float(gain.reshape(-1)[0]):.6g}; spikelfp needs 1"
+            )
+
+    for name in ("v_leak", "v_reset"):
+        if getattr(node, name, None) is not None and np.any(arr(name) != 0.0):
+            raise ExportError(f"NIR node '{key}': {name} must be 0")
+    if kind in ("IF", "I"):
+        if np.any(arr("r") != 1.0):
+            raise ExportError(f"NIR node '{key}': {kind} with r != 1 is not supported")
+        beta = np.ones_like(arr("r"))
+    else:
+        tau = arr("tau_mem" if kind == "CubaLIF" else "tau")
+        unit("r·dt/τ", arr("r") * dt / tau)
+        beta = 1.0 - dt / tau
+    beta_v = _decay_from(key, "β", beta, meta.get("beta"))
+    try:
+        if kind in ("LI", "I"):
+            return LI(beta_v)
+        threshold = _uniform(key, "v_threshold", node.v_threshold)
+        reset = str(meta.get("reset", "zero"))
+        if reset not in ("subtract", "zero"):
+            raise ExportError(f"NIR node '{key}': unknown reset {reset!r} in metadata")
+        alpha_v = None
+        if kind == "CubaLIF":
+            tau_syn = arr("tau_syn")
+            unit("w_in·dt/τ_syn", arr("w_in") * dt / tau_syn)
+            alpha_v = _decay_from(key, "α", 1.0 - dt / tau_syn, meta.get("alpha"))
+        if weight_node is None:
+            if kind == "CubaLIF":
+                return CubaLIF(alpha_v, beta_v, threshold, reset)
+            return LIF(beta_v, threshold, reset)
+        weight = np.asarray(weight_node.weight, dtype=np.float32)
+        size = int(beta.size)
+        if weight.shape != (size, size) or beta.ndim != 1:
+            raise ExportError(
+                f"NIR node '{key}': recurrent weight of shape {weight.shape} for {tuple(beta.shape)} neurons"
+            )
+        bias = getattr(weight_node, "bias", None)
+        if kind == "CubaLIF":
+            layer = RCubaLIF(size, alpha_v, beta_v, threshold, reset, bias=bias is not None)
+        else:
+            layer = RLIF(size, beta_v, threshold, reset, bias=bias is not None)
+        with torch.no_grad():
+            layer.recurrent.weight.copy_(torch.as_tensor(weight))
+            if bias is not None:
+                layer.recurrent.bias.copy_(torch.as_tensor(np.asarray(bias, dtype=np.float32)))
+        return layer
+    except ExportError:
+        raise
     except ValueError as exc:
         raise ExportError(f"NIR node '{key}': {exc}") from exc
 

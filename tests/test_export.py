@@ -92,8 +92,8 @@ def test_foreign_and_corrupt_nir_files(tmp_path):
         export.from_nir(tmp_path / "missing.nir")
     # a graph spikelfp cannot run: a LIF with per-neuron decays, and a branching graph
     g = export.to_nir(dense())
-    g.nodes["1"].tau[0] *= 2
-    with pytest.raises(export.ExportError, match="tau differs between neurons"):
+    g.nodes["1"].v_threshold[0] *= 2
+    with pytest.raises(export.ExportError, match="v_threshold differs between neurons"):
         export.from_nir(g)
     g = export.to_nir(dense())
     g.edges.append(("0", "3"))
@@ -103,7 +103,7 @@ def test_foreign_and_corrupt_nir_files(tmp_path):
     g.nodes["1"] = nir.CubaLIF(
         tau_syn=np.ones(20), tau_mem=np.ones(20), r=np.ones(20), v_leak=np.zeros(20), v_threshold=np.ones(20)
     )
-    with pytest.raises(export.ExportError, match="type CubaLIF cannot run in spikelfp"):
+    with pytest.raises(export.ExportError, match=r"node '1': input gain r·dt/τ = 0.0001; spikelfp needs 1"):
         export.from_nir(g)
 
 

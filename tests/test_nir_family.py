@@ -338,8 +338,10 @@ def test_snntorch_refusals_are_named():
     snn = pytest.importorskip("snntorch", reason="snntorch is not installed")
     with pytest.raises(export.ExportError, match="reset_mechanism='none'"):
         export.to_nir(nn.Sequential(nn.Linear(3, 2), snn.Leaky(beta=0.5, reset_mechanism="none")))
-    with pytest.raises(export.ExportError, match="per-neuron beta"):
-        export.to_nir(nn.Sequential(nn.Linear(3, 2), snn.Leaky(beta=torch.tensor([0.5, 0.6]))))
+    with pytest.raises(export.ExportError, match=r"snntorch.Leaky\): a learnable threshold does not export"):
+        export.to_nir(nn.Sequential(nn.Linear(3, 2), snn.Leaky(beta=0.5, learn_threshold=True)))
+    with pytest.raises(export.ExportError, match=r"snntorch.Synaptic\): its delayed reset to zero .* discarding"):
+        export.to_nir(nn.Sequential(nn.Linear(3, 2), snn.Synaptic(alpha=0.5, beta=0.5, reset_mechanism="zero")))
     with pytest.raises(export.ExportError, match="mixes time-first spikelfp neurons with step-wise"):
         export.to_nir(nn.Sequential(nn.Linear(3, 2), snn.Leaky(beta=0.5), sl.LIF(0.5)))
 
