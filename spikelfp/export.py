@@ -392,17 +392,13 @@ def to_nir(
         key = name.replace(".", "_") or "layer"
         neuron = _neuron(name, layer)
         if neuron is not None and neuron.recurrent is not None:
-            # snnTorch's form of RLeaky/RSynaptic: '<key>.lif' ⇄ '<key>.w_rec' (its importer splits at the dot)
-            entry, w_key = f"{key}.lif", f"{key}.w_rec"
-            nodes[entry] = _to_nir_node(nir, name, layer, in_shape, dt, convention, lead)
-            nodes[w_key] = _affine(nir, *neuron.recurrent)
-            edges += [(previous, entry), (entry, w_key), (w_key, entry)]
-            _fold_gain(nodes, edges[:-3], entry, name, neuron, convention, also=w_key)
-            previous = entry
+            nodes[key] = _recurrent_node(nir, name, layer, neuron, in_shape, dt, convention, lead, nodes, edges)
+            edges.append((previous, key))
+            previous = key
             continue
         nodes[key] = _to_nir_node(nir, name, layer, in_shape, dt, convention, lead)
         if neuron is not None:
-            _fold_gain(nodes, edges, key, name, neuron, convention)
+            _fold_gain(nodes, edges, name, neuron, convention)
         edges.append((previous, key))
         previous = key
     nodes["output"] = nir.Output(output_type=np.array(shapes[-1]))
@@ -440,13 +436,6 @@ def _warn_importer(convention: str, neurons) -> None:
             warnings.warn(
                 f"layer '{name}' is a leaky integrator (NIR LI); {importer} {what}", UserWarning, stacklevel=3
             )
-        if n.recurrent is not None and convention == "norse":
-            warnings.warn(
-                f"layer '{name}' is recurrent; norse's from_nir does not run NIR recurrent edges as "
-                "R[t] = V·S[t−1] + b (see README)",
-                UserWarning,
-                stacklevel=3,
-            )
 
 
 def _target_gain(n: _Neuron, convention: str) -> float | np.ndarray:
@@ -458,9 +447,7 @@ def _target_gain(n: _Neuron, convention: str) -> float | np.ndarray:
     return 1.0 - beta
 
 
-def _fold_gain(
-    nodes: dict, edges: list, key: str, name: str, n: _Neuron, convention: str, also: str | None = None
-) -> None:
+def _fold_gain(nodes: dict, edges: list, name: str, n: _Neuron, convention: str, also=None) -> None:
     """Multiply ``g/γ`` into the nearest preceding Affine/Linear/Conv node (the chain so far is ``edges``),
     and into the recurrent node ``also``: both feed the neuron's input."""
     factor = np.asarray(n.gain / _target_gain(n, convention), dtype=np.float64)
@@ -481,9 +468,7 @@ def _fold_gain(
             f"layer '{name}': its input gain {float(factor.reshape(-1)[0]):.6g} (the neuron's own gain over the "
             "convention's) must be multiplied into a preceding Linear/Conv layer, and there is none directly before it"
         )
-    targets = [found] + ([also] if also is not None else [])
-    for target in targets:
-        node = nodes[target]
+    for node in [nodes[found]] + ([also] if also is not None else []):
         if factor.ndim > 0 and (type(node).__name__ not in ("Affine", "Linear") or node.weight.shape[0] != factor.size):
             raise ExportError(
                 f"layer '{name}': a per-neuron input gain can be folded only into a Linear right before it"
@@ -495,6 +480,51 @@ def _fold_gain(
         meta = dict(getattr(node, "metadata", None) or {})
         meta["input_gain_folded"] = float(factor) if factor.ndim == 0 else factor.tolist()
         node.metadata = meta
+
+
+def _recurrent_node(nir, name, layer, n: _Neuron, in_shape, dt: float, convention: str, lead: int, nodes, edges):
+    """A recurrent neuron as snnTorch's exporter writes RLeaky/RSynaptic: a subgraph node holding
+    ``input → lif ⇄ w_rec``, ``lif → output``, with ``R[t] = w_rec(S[t−1])`` added to the neuron's input.
+
+    Both snnTorch's ``import_from_nir`` and norse's ``from_nir`` run this nested form (snnTorch's importer
+    rewires the flat 2-cycle form so that the feed-forward input also passes through ``w_rec``). Their
+    executor (nirtorch) feeds zero on the recurrent edge at the first step, where spikelfp and snnTorch
+    have ``R[0] = b``: for ``convention="snntorch"``/``"norse"`` the recurrent bias ``b`` is therefore moved
+    into the bias of the Linear right before the neuron (``I[t] + b + V·S[t−1]``, the same sum), with a
+    warning where there is none.
+    """
+    weight, bias = n.recurrent
+    lif = _to_nir_node(nir, name, layer, in_shape, dt, convention, lead)
+    if bias is not None and convention != "nir":
+        before = nodes[edges[-1][1]] if edges else None
+        if type(before).__name__ in ("Affine", "Linear") and before.weight.shape[0] == bias.shape[0]:
+            old = getattr(before, "bias", None)
+            merged = (bias if old is None else old + bias).astype(before.weight.dtype)
+            meta = dict(getattr(before, "metadata", None) or {})
+            meta["recurrent_bias_of"] = name
+            nodes[edges[-1][1]] = nir.Affine(weight=before.weight, bias=merged, metadata=meta)
+            bias = None
+        else:
+            warnings.warn(
+                f"layer '{name}': its recurrent bias b enters at t = 0 in spikelfp (R[0] = b), but the importer feeds "
+                "zero on the recurrent edge at the first step, and there is no Linear right before it to carry b",
+                UserWarning,
+                stacklevel=4,
+            )
+    w_rec = _affine(nir, weight, bias)
+    shape = np.array(tuple(in_shape))
+    sub = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=shape),
+            "lif": lif,
+            "w_rec": w_rec,
+            "output": nir.Output(output_type=shape),
+        },
+        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+        metadata={"node": n.source},
+    )
+    _fold_gain(nodes, edges, name, n, convention, also=w_rec)
+    return sub
 
 
 def _affine(nir, weight: np.ndarray, bias: np.ndarray | None):
