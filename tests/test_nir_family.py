@@ -28,10 +28,12 @@ DYADIC_DT = 2.0**-10  # dt·τ⁻¹ = 1 − β is exact in float32 for β = 0.5,
 
 
 def _dyadic(model: nn.Module, scale: float = 1.0) -> nn.Module:
-    """Round every weight and bias to a multiple of 1/16 (× scale) so that float32 sums are exact."""
+    """Round every Linear/Conv weight and bias to a multiple of 1/16 (× scale): float32 sums are exact."""
     with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.round(p * 16 * scale) / 16)
+        for layer in model.modules():
+            if isinstance(layer, (nn.Linear, nn.Conv2d)):  # not the decays of a learn_beta neuron
+                for p in layer.parameters(recurse=False):
+                    p.copy_(torch.round(p * 16 * scale) / 16)
     return model
 
 
@@ -397,3 +399,238 @@ def test_norse_model_round_trips_with_identical_spikes():
     np.testing.assert_array_equal(
         export.to_nir(model, convention="norse").nodes["0"].weight, model[0].weight.detach().numpy()
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# item 4: the neuron family (CubaLIF, LI, IF, RLIF, RCubaLIF, per-neuron and learnable decays)
+# --------------------------------------------------------------------------------------------------
+def _run_graph_executor(net, x: torch.Tensor) -> torch.Tensor:
+    """Step a nirtorch-executed import (snnTorch or norse) passing its state dict back each step (the
+    recurrent edge's previous output lives there)."""
+    import snntorch.utils
+
+    snntorch.utils.reset(net)
+    state, out = None, []
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            y, state = net(x[t], state)
+            out.append(y[0] if isinstance(y, tuple) else y)
+    return torch.stack(out)
+
+
+FAMILY = {
+    "CubaLIF": lambda reset: sl.CubaLIF(0.5, 0.75, 1.0, reset),
+    "CubaLIF(α=0)": lambda reset: sl.CubaLIF(0.0, 0.5, 1.0, reset),
+    "IF": lambda reset: sl.LIF(1.0, 2.0, reset),
+    "LIF(per-neuron β)": lambda reset: sl.LIF(torch.tensor([0.5, 0.75] * 10), 1.0, reset),
+    "LIF(learn_beta)": lambda reset: sl.LIF(0.5, 1.0, reset, learn_beta=True),
+    "CubaLIF(per-neuron α, β)": lambda reset: sl.CubaLIF(
+        torch.tensor([0.5, 0.0] * 10), torch.tensor([0.75, 0.5] * 10), 1.0, reset
+    ),
+    "RLIF": lambda reset: sl.RLIF(20, 0.5, 1.0, reset),
+    "RLIF(no bias)": lambda reset: sl.RLIF(20, 0.5, 1.0, reset, bias=False),
+    "RCubaLIF": lambda reset: sl.RCubaLIF(20, 0.5, 0.75, 1.0, reset),
+}
+
+
+def family_model(make, reset="zero", head=None):
+    torch.manual_seed(4)
+    readout = head if head is not None else sl.LIF(0.75, 0.5, reset)
+    return _dyadic(nn.Sequential(nn.Linear(30, 20), make(reset), nn.Linear(20, 8), readout), scale=3.0)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("which", sorted(FAMILY))
+def test_family_round_trips_exactly_through_a_file(tmp_path, which, reset):
+    model = family_model(FAMILY[which], reset)
+    x = _spikes_in(T, B, 30)
+    want = model(x)
+    _active(want)
+    path = tmp_path / "family.nir"
+    export.to_nir(model, path)
+    back = export.from_nir(path)
+    assert type(back[1]) is type(model[1])
+    assert torch.equal(back(x), want)
+    for name in ("alpha", "beta"):  # decays come back as they were: floats, or per-neuron tensors
+        a, b = getattr(model[1], name, None), getattr(back[1], name, None)
+        if isinstance(a, torch.Tensor) and a.numel() > 1:
+            assert torch.equal(b, a)
+        elif a is not None:
+            assert b == float(a.detach() if isinstance(a, torch.Tensor) else a)
+    assert back[1].reset == reset
+
+
+def test_li_readout_round_trips_and_its_node_follows_nir():
+    model = family_model(FAMILY["CubaLIF"], head=sl.LI(0.75))
+    x = _spikes_in(T, B, 30)
+    want = model(x)  # membranes
+    assert want.abs().sum() > 0
+    graph = export.to_nir(model, dt=1e-3)
+    li = graph.nodes["3"]
+    assert isinstance(li, nir.LI)
+    np.testing.assert_allclose(li.tau, np.full(8, 1e-3 / 0.25))
+    np.testing.assert_allclose(li.r * 1e-3 / li.tau, np.ones(8))  # unit input gain
+    assert (li.v_leak == 0).all()
+    back = export.from_nir(graph)
+    assert isinstance(back[-1], sl.LI) and back[-1].beta == 0.75
+    assert torch.equal(back(x), want)
+    integ = export.to_nir(nn.Sequential(nn.Linear(3, 2), sl.LI(1.0))).nodes["1"]
+    assert isinstance(integ, nir.I) and (integ.r == 1).all()
+    assert export.from_nir(export.to_nir(nn.Sequential(nn.Linear(3, 2), sl.LI(1.0))))[1].beta == 1.0
+
+
+def test_cubalif_node_is_the_euler_discretisation_of_nir_cubalif():
+    """NIR CubaLIF under forward Euler with step dt, restated in float64 here:
+    I ← I + dt/τ_syn·(−I + w_in·x),  v ← v + dt/τ_mem·(v_leak − v + r·I), spike v > θ, reset to 0."""
+    model = family_model(FAMILY["CubaLIF(per-neuron α, β)"], "zero")
+    dt = 1e-3
+    node = export.to_nir(model, dt=dt).nodes["1"]
+    assert isinstance(node, nir.CubaLIF)
+    assert node.tau_syn.shape == node.w_in.shape == node.r.shape == (20,)
+    current = model[0](_spikes_in(T, B, 30)).detach().double()
+    i = v = torch.zeros(B, 20, dtype=torch.float64)
+    spikes = []
+    tau_syn, tau_mem = (torch.as_tensor(a, dtype=torch.float64) for a in (node.tau_syn, node.tau_mem))
+    w_in, r = (torch.as_tensor(a, dtype=torch.float64) for a in (node.w_in, node.r))
+    for t in range(T):
+        i = i + dt / tau_syn * (-i + w_in * current[t])
+        v = v + dt / tau_mem * (-v + r * i)
+        s = (v > torch.as_tensor(node.v_threshold)).double()
+        v = v * (1 - s)
+        spikes.append(s)
+    assert torch.equal(torch.stack(spikes).float(), model[1](current.float()))
+
+
+def test_family_refusals_are_named():
+    with pytest.raises(export.ExportError, match=r"layer '1' \(LIF\): reset='none' has no NIR equivalent"):
+        export.to_nir(nn.Sequential(nn.Linear(3, 2), sl.LIF(0.5, 1.0, "none")))
+    with pytest.raises(export.ExportError, match=r"layer '1' \(CubaLIF\): α = 1 or β = 1 has no NIR CubaLIF"):
+        export.to_nir(nn.Sequential(nn.Linear(3, 2), sl.CubaLIF(1.0, 0.5)))
+    with pytest.raises(export.ExportError, match="β = 1 for some neurons only"):
+        export.to_nir(nn.Sequential(nn.Linear(3, 2), sl.LIF(torch.tensor([1.0, 0.5]))))
+    g = export.to_nir(family_model(FAMILY["CubaLIF"]))
+    g.nodes["1"].w_in = g.nodes["1"].w_in * 3
+    with pytest.raises(export.ExportError, match=r"NIR node '1': input gain w_in·dt/τ_syn = 3; spikelfp needs 1"):
+        export.from_nir(g)
+
+
+@pytest.mark.parametrize("which", ["CubaLIF", "CubaLIF(per-neuron α, β)", "LIF(per-neuron β)", "RLIF", "RCubaLIF"])
+def test_snntorch_importer_gives_identical_spikes_for_the_family(which):
+    pytest.importorskip("snntorch", reason="snntorch is not installed")
+    from snntorch.import_nir import import_from_nir
+
+    model = family_model(FAMILY[which], "zero")
+    x = _spikes_in(T, B, 30)
+    want = model(x)
+    _active(want)
+    net = import_from_nir(export.to_nir(model, convention="snntorch"))
+    assert torch.equal(_run_graph_executor(net, x), want)
+
+
+@pytest.mark.parametrize("which", ["CubaLIF", "CubaLIF(per-neuron α, β)", "LIF(per-neuron β)", "RLIF", "RCubaLIF"])
+def test_norse_importer_gives_identical_spikes_for_the_family(which):
+    pytest.importorskip("norse", reason="norse is not installed")
+    from norse.torch.utils.import_nir import from_nir
+
+    model = family_model(FAMILY[which], "zero")
+    x = _spikes_in(T, B, 30)
+    want = model(x)
+    _active(want)
+    net = from_nir(export.to_nir(model, dt=DYADIC_DT, convention="norse"), dt=DYADIC_DT)
+    assert torch.equal(_run_graph_executor(net, x), want)
+
+
+def test_recurrent_node_is_snntorchs_subgraph_and_its_bias_moves_for_importers():
+    model = family_model(FAMILY["RLIF"], "zero")
+    graph = export.to_nir(model)
+    sub = graph.nodes["1"]
+    assert isinstance(sub, nir.NIRGraph)
+    assert set(sub.nodes) == {"input", "lif", "w_rec", "output"}  # snnTorch's _extract_snntorch_module form
+    assert set(sub.edges) == {("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")}
+    np.testing.assert_array_equal(sub.nodes["w_rec"].weight, model[1].recurrent.weight.detach().numpy())
+    np.testing.assert_array_equal(sub.nodes["w_rec"].bias, model[1].recurrent.bias.detach().numpy())
+    # for the importers, whose executor starts the recurrent edge at 0, b moves into the Linear before it
+    moved = export.to_nir(model, convention="snntorch")
+    assert isinstance(moved.nodes["1"].nodes["w_rec"], nir.Linear)
+    np.testing.assert_array_equal(moved.nodes["0"].bias, (model[0].bias + model[1].recurrent.bias).detach().numpy())
+    with pytest.warns(UserWarning, match=r"layer '0': its recurrent bias b enters at t = 0"):
+        export.to_nir(nn.Sequential(sl.RLIF(3, 0.5, 1.0, "zero")), input_shape=(3,), convention="snntorch")
+
+
+def test_flat_two_cycle_recurrence_also_imports():
+    """snnTorch's own export_to_nir (through nirtorch) writes RLeaky flat: '1.lif' ⇄ '1.w_rec'."""
+    model = family_model(FAMILY["RCubaLIF"], "zero")
+    x = _spikes_in(T, B, 30)
+    graph = export.to_nir(model)
+    sub = graph.nodes.pop("1")
+    graph.nodes["1.lif"], graph.nodes["1.w_rec"] = sub.nodes["lif"], sub.nodes["w_rec"]
+    graph.edges = [("input", "0"), ("0", "1.lif"), ("1.lif", "1.w_rec"), ("1.w_rec", "1.lif"), ("1.lif", "2")]
+    graph.edges += [("2", "3"), ("3", "output")]
+    back = export.from_nir(graph)
+    assert isinstance(back[1], sl.RCubaLIF)
+    assert torch.equal(back(x), model(x))
+
+
+def test_importers_and_li():
+    """Neither importer runs NIR LI: snnTorch's raises, norse's drops the node without a word (so its
+    output is the Linear's); to_nir warns for both conventions."""
+    model = family_model(FAMILY["CubaLIF"], head=sl.LI(0.75))
+    for convention in ("snntorch", "norse"):
+        with pytest.warns(UserWarning, match=r"layer '3' is a leaky integrator \(NIR LI\)"):
+            export.to_nir(model, convention=convention)
+    pytest.importorskip("snntorch", reason="snntorch is not installed")
+    pytest.importorskip("norse", reason="norse is not installed")
+    from norse.torch.utils.import_nir import from_nir
+    from snntorch.import_nir import import_from_nir
+
+    graph = export.to_nir(model)
+    with pytest.raises(ValueError, match="LI"):
+        import_from_nir(graph)
+    net = from_nir(export.to_nir(model), dt=1e-4, ignore_warnings=True)
+    children = dict(net.named_children())
+    assert "1" in children and "2" in children and "3" not in children  # the LI node '3' is gone
+
+
+# --------------------------------------------------------------------------------------------------
+# snnTorch-built family models
+# --------------------------------------------------------------------------------------------------
+def snntorch_family(cls, reset="subtract", reset_delay=True, **kw):
+    snn = pytest.importorskip("snntorch", reason="snntorch is not installed")
+    torch.manual_seed(5)
+    args = {"reset_mechanism": reset, "init_hidden": True, "reset_delay": reset_delay}
+    if cls in ("Synaptic", "RSynaptic"):
+        args["alpha"] = 0.5
+    if cls in ("RLeaky", "RSynaptic"):
+        args.update(kw or {"linear_features": 20})
+    neuron = getattr(snn, cls)(beta=0.75, threshold=1.0, **args)
+    tail = snn.Leaky(beta=0.5, threshold=0.5, init_hidden=True, reset_mechanism=reset, reset_delay=reset_delay)
+    return _dyadic(nn.Sequential(nn.Linear(30, 20), neuron, nn.Linear(20, 8), tail), scale=3.0)
+
+
+def _run_snntorch_steps(model, x):
+    import snntorch.utils
+
+    snntorch.utils.reset(model)
+    with torch.no_grad():
+        return torch.stack([model(x[t]) for t in range(x.shape[0])])
+
+
+@pytest.mark.parametrize(
+    "cls, reset, delay, kw",
+    [
+        ("Synaptic", "subtract", True, {}),
+        ("Synaptic", "zero", False, {}),
+        ("RLeaky", "subtract", True, {}),
+        ("RLeaky", "zero", False, {}),
+        ("RLeaky", "subtract", True, {"all_to_all": False, "V": torch.tensor([0.5, -1.0] * 10)}),
+        ("RSynaptic", "subtract", True, {}),
+    ],
+)
+def test_snntorch_family_models_round_trip_with_identical_spikes(cls, reset, delay, kw):
+    model = snntorch_family(cls, reset, delay, **kw)
+    x = _spikes_in(T, B, 30)
+    want = _run_snntorch_steps(model, x)
+    _active(want)
+    back = export.from_nir(export.to_nir(model))
+    assert type(back[1]).__name__ == {"Synaptic": "CubaLIF", "RLeaky": "RLIF", "RSynaptic": "RCubaLIF"}[cls]
+    assert torch.equal(back(x), want)
