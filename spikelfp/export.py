@@ -16,7 +16,8 @@ is written as NIR's ``Flatten(start_dim=-3, end_dim=-1)``: negative dimensions n
 sample (NIR's shape rule) and on the batched tensors that snnTorch's and norse's importers run, where
 ``start_dim=0`` would flatten the batch.
 
-Models built from snnTorch ``Leaky`` or norse ``LIFBoxCell`` (step-wise, ``(B, …)`` per call) export
+Models built from snnTorch ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic`` or norse ``LIFBoxCell``/``IAFCell``/
+``LIBoxCell`` (step-wise, ``(B, …)`` per call) export
 too; ``convention="norse"`` writes LIF nodes the way norse's importer reads them (see :func:`to_nir`).
 
 Binary weights: :func:`binarize` replaces every weight by ``sign(w)·α_row`` (``sign(0) := +1``);
@@ -87,8 +88,10 @@ def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _is_neuron_type(layer: nn.Module) -> bool:
-    return isinstance(layer, (LIF, FamilyNeuron)) or any(
-        _library_class(layer, "snntorch", c) for c in ("Leaky", "Synaptic", "RLeaky", "RSynaptic")
+    return (
+        isinstance(layer, (LIF, FamilyNeuron))
+        or any(_library_class(layer, "snntorch", c) for c in ("Leaky", "Synaptic", "RLeaky", "RSynaptic"))
+        or any(_library_class(layer, "norse", c) for c in ("LIFRecurrentCell", "LILinearCell"))
     )
 
 
@@ -143,7 +146,8 @@ def _linear_arrays(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
     """The NIR view of a neuron layer, else None: spikelfp's family (``LIF``, ``CubaLIF``, ``LI``, ``RLIF``,
-    ``RCubaLIF``), snnTorch ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic``, norse ``LIFBoxCell``.
+    ``RCubaLIF``), snnTorch ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic``, norse ``LIFBoxCell``/``IAFCell``/
+    ``LIBoxCell`` (norse's current-based cells are refused by name).
 
     - snnTorch's neurons are spikelfp's of the same dynamics (``β``, ``α`` clamped to ``[0, 1]``, gain 1)
       with their delayed subtractive reset. Their delayed zero reset differs for ``Synaptic``/``RLeaky``/
@@ -151,7 +155,8 @@ def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
       reset gives spikelfp's spikes (for ``θ > 0`` the membrane is 0 at the next step either way), a
       subtractive one does not (refused).
     - norse ``LIFBoxCell`` is ``v ← v + dt·τ⁻¹·(v_leak − v + i)``: ``β = 1 − dt·τ⁻¹`` and gain ``dt·τ⁻¹``,
-      zero reset (``reset_value``) with ``v_leak = v_reset = 0``.
+      zero reset (``reset_value``) with ``v_leak = v_reset = 0``; ``LIBoxCell`` the same without spikes
+      (an LI); ``IAFCell`` is ``v ← v + i`` (IF, gain 1) with a reset to ``v_reset = 0``.
     """
     if isinstance(layer, FamilyNeuron) or isinstance(layer, LIF):
         return _spikelfp_neuron(name, layer)
@@ -170,7 +175,34 @@ def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
             raise ExportError(f"{what}: dt·tau_mem_inv = {gain} must lie in (0, 1)")
         v_th = _one(name, layer, "v_th", p.v_th)
         return _Neuron("LIF", 1.0 - gain, v_th, "zero", gain, "norse.LIFBoxCell", True)
+    if _library_class(layer, "norse", "IAFCell"):
+        if _one(name, layer, "v_reset", layer.p.v_reset) != 0.0:
+            raise ExportError(f"layer '{name}' (norse IAFCell): v_reset must be 0")
+        return _Neuron("LIF", 1.0, _one(name, layer, "v_th", layer.p.v_th), "zero", 1.0, "norse.IAFCell", True)
+    if _library_class(layer, "norse", "LIBoxCell"):
+        p = layer.p
+        if _one(name, layer, "v_leak", p.v_leak) != 0.0:
+            raise ExportError(f"layer '{name}' (norse LIBoxCell): v_leak must be 0")
+        gain = float(layer.dt) * _one(name, layer, "tau_mem_inv", p.tau_mem_inv)
+        if not 0.0 < gain < 1.0:
+            raise ExportError(f"layer '{name}' (norse LIBoxCell): dt·tau_mem_inv = {gain} must lie in (0, 1)")
+        return _Neuron("LI", 1.0 - gain, 0.0, "none", gain, "norse.LIBoxCell", True)
+    for cls, why in _NORSE_REFUSED.items():
+        if _library_class(layer, "norse", cls):
+            raise ExportError(f"layer '{name}' (norse {cls}) does not export to NIR: {why}")
     return None
+
+
+_NORSE_BOX = ("LIFBoxCell", "LIBoxCell")  # cells whose dynamics use their dt
+_NORSE_REFUSED = {
+    "LIFCell": "its membrane integrates the previous step's synaptic current (v[t] uses i[t−1]), one step behind "
+    "NIR's CubaLIF as snnTorch's and norse's own importers run it (v[t] uses I[t])",
+    "LICell": "its membrane integrates the previous step's synaptic current (a current-based integrator), which NIR's "
+    "LI does not describe",
+    "LIFRecurrentCell": "it holds its input and recurrent weights inside a current-based cell (see LIFCell); build the "
+    "model from Linear and spikelfp's RCubaLIF instead",
+    "LILinearCell": "it holds its input weights inside a current-based integrator (see LICell)",
+}
 
 
 def _spikelfp_neuron(name: str, layer: nn.Module) -> _Neuron:
@@ -327,9 +359,11 @@ def to_nir(
     """Export a sequential (spiking) model as a NIR graph, written to ``path`` (HDF5) if given.
 
     Supported layers: Linear (NIR Affine/Linear), Conv1d/Conv2d, AvgPool2d, Flatten, and the neurons
-    spikelfp ``LIF``, snnTorch ``Leaky`` and norse ``LIFBoxCell`` (NIR ``LIF``, or ``IF`` for ``β = 1``),
-    inside nn.Sequential / SpikingSequential / TimeDistributed / norse SequentialState; Dropout and Identity
-    are skipped (identities at inference). Anything else is an :class:`ExportError` that names the layer.
+    (see :func:`_neuron_node` for each mapping): spikelfp ``LIF`` (NIR ``LIF``, ``IF`` for ``β = 1``),
+    ``CubaLIF`` (``CubaLIF``), ``LI`` (``LI``, ``I`` for ``β = 1``), ``RLIF``/``RCubaLIF`` (a subgraph
+    ``input → lif ⇄ w_rec → output``, as snnTorch writes ``RLeaky``); snnTorch ``Leaky``, ``Synaptic``,
+    ``RLeaky``, ``RSynaptic``; norse ``LIFBoxCell``, ``IAFCell``, ``LIBoxCell``; inside nn.Sequential /
+    SpikingSequential / TimeDistributed / norse SequentialState. Dropout and Identity are skipped (identities at inference). Anything else is an :class:`ExportError` that names the layer.
 
     A discrete neuron ``U[t] = β·U[t−1] + g·I[t]`` (``g = 1`` for spikelfp and snnTorch, ``g = dt·τ⁻¹`` for
     norse's box cell) is NIR's ``τ·dv/dt = (v_leak − v) + r·I`` under forward Euler with
@@ -375,7 +409,7 @@ def to_nir(
     lead = _layout(chain)
     neurons = [(n, neuron) for n, m in chain if (neuron := _neuron(n, m)) is not None]
     if dt is None:
-        norse_dts = [float(m.dt) for _, m in chain if _library_class(m, "norse", "LIFBoxCell")]
+        norse_dts = [float(m.dt) for _, m in chain if any(_library_class(m, "norse", c) for c in _NORSE_BOX)]
         dt = norse_dts[0] if norse_dts else 1e-4
     dt = float(dt)
     if not dt > 0:
@@ -579,8 +613,8 @@ def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float, conventi
         return _neuron_node(nir, name, neuron, tuple(in_shape), dt, convention)
     raise ExportError(
         f"layer '{name}' of type {type(layer).__name__} has no NIR equivalent supported by spikelfp "
-        "(supported: Linear, Conv1d, Conv2d, AvgPool2d, Flatten, LIF, snntorch.Leaky, norse LIFBoxCell; "
-        "NIR has no max-pooling)"
+        "(supported: Linear, Conv1d, Conv2d, AvgPool2d, Flatten, spikelfp's LIF/CubaLIF/LI/RLIF/RCubaLIF, snnTorch's "
+        "Leaky/Synaptic/RLeaky/RSynaptic, norse's LIFBoxCell/IAFCell/LIBoxCell; NIR has no max-pooling)"
     )
 
 
