@@ -363,7 +363,8 @@ def to_nir(
     ``CubaLIF`` (``CubaLIF``), ``LI`` (``LI``, ``I`` for ``β = 1``), ``RLIF``/``RCubaLIF`` (a subgraph
     ``input → lif ⇄ w_rec → output``, as snnTorch writes ``RLeaky``); snnTorch ``Leaky``, ``Synaptic``,
     ``RLeaky``, ``RSynaptic``; norse ``LIFBoxCell``, ``IAFCell``, ``LIBoxCell``; inside nn.Sequential /
-    SpikingSequential / TimeDistributed / norse SequentialState. Dropout and Identity are skipped (identities at inference). Anything else is an :class:`ExportError` that names the layer.
+    SpikingSequential / TimeDistributed / norse SequentialState. Dropout and Identity are skipped
+    (identities at inference). Anything else is an :class:`ExportError` that names the layer.
 
     A discrete neuron ``U[t] = β·U[t−1] + g·I[t]`` (``g = 1`` for spikelfp and snnTorch, ``g = dt·τ⁻¹`` for
     norse's box cell) is NIR's ``τ·dv/dt = (v_leak − v) + r·I`` under forward Euler with
