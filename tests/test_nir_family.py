@@ -634,3 +634,52 @@ def test_snntorch_family_models_round_trip_with_identical_spikes(cls, reset, del
     back = export.from_nir(export.to_nir(model))
     assert type(back[1]).__name__ == {"Synaptic": "CubaLIF", "RLeaky": "RLIF", "RSynaptic": "RCubaLIF"}[cls]
     assert torch.equal(back(x), want)
+
+
+def test_snntorch_leaky_with_per_neuron_learnable_or_unit_beta_round_trips():
+    snn = pytest.importorskip("snntorch", reason="snntorch is not installed")
+    x = _spikes_in(T, B, 30)
+    for leaky in (
+        snn.Leaky(beta=torch.tensor([0.5, 0.75] * 10), init_hidden=True),
+        snn.Leaky(beta=0.5, learn_beta=True, init_hidden=True),
+        snn.Leaky(beta=1.0, threshold=2.0, init_hidden=True),
+    ):
+        torch.manual_seed(6)
+        model = _dyadic(nn.Sequential(nn.Linear(30, 20), leaky), scale=3.0)
+        want = _run_snntorch_steps(model, x)
+        _active(want)
+        back = export.from_nir(export.to_nir(model))
+        assert torch.equal(back(x), want)
+
+
+# --------------------------------------------------------------------------------------------------
+# norse-built models beyond LIFBoxCell
+# --------------------------------------------------------------------------------------------------
+def test_norse_iaf_and_li_box_cells_round_trip():
+    norse = pytest.importorskip("norse.torch", reason="norse is not installed")
+    torch.manual_seed(7)
+    iaf = norse.IAFCell(norse.IAFParameters(v_th=torch.tensor(2.0)))
+    li = norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=torch.tensor(0.5 / DYADIC_DT)), dt=DYADIC_DT)
+    model = _dyadic(norse.SequentialState(nn.Linear(30, 20), iaf, nn.Linear(20, 8), li), scale=3.0)
+    x = _spikes_in(T, B, 30)
+    want = _run_norse_import(model, x)  # the readout's membranes
+    graph = export.to_nir(model)
+    assert isinstance(graph.nodes["1"], nir.IF) and isinstance(graph.nodes["3"], nir.LI)
+    back = export.from_nir(graph)
+    assert isinstance(back[1], sl.LIF) and back[1].beta == 1.0 and back[1].reset == "zero"
+    assert isinstance(back[3], sl.LI) and back[3].beta == 0.5
+    spikes = back[1](back[0](x))
+    assert 0.02 < spikes.mean() < 0.98
+    torch.testing.assert_close(back(x), want, rtol=1e-6, atol=1e-6)
+
+
+def test_norse_current_based_cells_are_refused_with_the_reason():
+    norse = pytest.importorskip("norse.torch", reason="norse is not installed")
+    with pytest.raises(
+        export.ExportError, match=r"\(norse LIFCell\) does not export to NIR: .*\(v\[t\] uses i\[t−1\]\)"
+    ):
+        export.to_nir(norse.SequentialState(nn.Linear(3, 2), norse.LIFCell()))
+    with pytest.raises(export.ExportError, match=r"\(norse LIFRecurrentCell\) does not export"):
+        export.to_nir(norse.SequentialState(norse.LIFRecurrentCell(3, 2)), input_shape=(3,))
+    with pytest.raises(export.ExportError, match=r"\(norse LICell\) does not export"):
+        export.to_nir(norse.SequentialState(nn.Linear(3, 2), norse.LICell()))
