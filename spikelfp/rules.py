@@ -490,6 +490,11 @@ class MembraneSplit(Rule):
     The reset term gets no feedback and is not in ``D``. The sign factor of z⁺z⁻ is the sign of the
     neuron's output, a spike, so it is +1.
 
+    The same rule serves the whole neuron family (LFP-SPEC §9; :mod:`spikelfp.neurons.core`): every state
+    is a sum node ``z = Σ_k c_k`` whose feedback is split as ``r_k = c_k/(Σ_k|c_k| + ε)·σ_z·r_z``, with
+    ``σ_z = +1`` at a spiking membrane and ``sign(z)`` at a synaptic current or a leaky integrator, and a
+    learnable decay gets ``Δβ = Σ_{t,b} r_carry[t−1]``.
+
     Parameters
     ----------
     epsilon
@@ -515,6 +520,6 @@ class MembraneSplit(Rule):
         if adapter is None:
             raise TypeError(
                 f"rule {self!r} cannot handle module '{name}' of type {type(module).__name__}; it serves "
-                "spikelfp.LIF, snntorch.Leaky and norse's LIFBoxCell"
+                "spikelfp's neurons (LIF, CubaLIF, RLIF, RCubaLIF, LI), snntorch.Leaky and norse's LIFBoxCell"
             )
         return adapter(module, self, name, run)

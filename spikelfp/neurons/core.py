@@ -135,22 +135,16 @@ def decay(module: nn.Module, name: str, value: Any, learn: bool) -> None:
     ``nn.Parameter`` (a scalar or per-neuron tensor). Values must lie in ``[0, 1]`` (the forward clamps a
     learned value to ``[0, 1]``, as snnTorch does).
     """
-    t = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone()
+    floating = isinstance(value, Tensor) and value.is_floating_point()
+    t = torch.as_tensor(value, dtype=None if floating else torch.get_default_dtype()).detach().clone()
     if not torch.isfinite(t).all() or not bool(((t >= 0) & (t <= 1)).all()):
         raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
     if learn:
         module.register_parameter(name, nn.Parameter(t))
     elif t.dim() == 0 and not isinstance(value, Tensor):
-        setattr(module, name, float(t))
+        setattr(module, name, float(value))  # not through a float32 tensor: keep the exact value
     else:
         module.register_buffer(name, t)
-
-
-def as_decay(value: float | Tensor, like: Tensor) -> Tensor:
-    """A decay as a tensor of ``like``'s dtype and device, clamped to ``[0, 1]`` (no autograd)."""
-    if isinstance(value, Tensor):
-        return value.detach().to(dtype=like.dtype, device=like.device).clamp(0.0, 1.0)
-    return torch.tensor(float(value), dtype=like.dtype, device=like.device)
 
 
 def check_time_first(x: Any, who: str) -> None:
