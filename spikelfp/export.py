@@ -91,7 +91,7 @@ def _is_neuron_type(layer: nn.Module) -> bool:
     return (
         isinstance(layer, (LIF, FamilyNeuron))
         or any(_library_class(layer, "snntorch", c) for c in ("Leaky", "Synaptic", "RLeaky", "RSynaptic"))
-        or any(_library_class(layer, "norse", c) for c in ("LIFRecurrentCell", "LILinearCell"))
+        or any(_library_class(layer, "norse", c) for c in _NORSE_REFUSED)
     )
 
 
@@ -202,6 +202,9 @@ _NORSE_REFUSED = {
     "LIFRecurrentCell": "it holds its input and recurrent weights inside a current-based cell (see LIFCell); build the "
     "model from Linear and spikelfp's RCubaLIF instead",
     "LILinearCell": "it holds its input weights inside a current-based integrator (see LICell)",
+    "LIF": "it runs norse's current-based LIFCell over time (see LIFCell)",
+    "LIFRecurrent": "it runs norse's LIFRecurrentCell over time (see LIFRecurrentCell)",
+    "LI": "it runs norse's current-based LICell over time (see LICell)",
 }
 
 
@@ -407,6 +410,9 @@ def to_nir(
     if convention not in CONVENTIONS:
         raise ExportError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     chain = [(n, m) for n, m in _chain(model) if not isinstance(m, (nn.Dropout, nn.Identity))]
+    for name, layer in chain:  # every layer is known before any runs (shapes come from running them)
+        if not isinstance(layer, _PLAIN) and _neuron(name, layer) is None:
+            raise _unsupported(name, layer)
     lead = _layout(chain)
     neurons = [(n, neuron) for n, m in chain if (neuron := _neuron(n, m)) is not None]
     if dt is None:
@@ -612,7 +618,14 @@ def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float, conventi
     neuron = _neuron(name, layer)
     if neuron is not None:
         return _neuron_node(nir, name, neuron, tuple(in_shape), dt, convention)
-    raise ExportError(
+    raise _unsupported(name, layer)
+
+
+_PLAIN = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.Flatten)
+
+
+def _unsupported(name: str, layer: nn.Module) -> ExportError:
+    return ExportError(
         f"layer '{name}' of type {type(layer).__name__} has no NIR equivalent supported by spikelfp "
         "(supported: Linear, Conv1d, Conv2d, AvgPool2d, Flatten, spikelfp's LIF/CubaLIF/LI/RLIF/RCubaLIF, snnTorch's "
         "Leaky/Synaptic/RLeaky/RSynaptic, norse's LIFBoxCell/IAFCell/LIBoxCell; NIR has no max-pooling)"

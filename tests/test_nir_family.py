@@ -527,7 +527,9 @@ def test_snntorch_importer_gives_identical_spikes_for_the_family(which):
     assert torch.equal(_run_graph_executor(net, x), want)
 
 
-@pytest.mark.parametrize("which", ["CubaLIF", "CubaLIF(per-neuron α, β)", "LIF(per-neuron β)", "RLIF", "RCubaLIF"])
+@pytest.mark.parametrize(
+    "which", ["CubaLIF", "CubaLIF(per-neuron α, β)", "LIF(per-neuron β)", "IF", "RLIF", "RCubaLIF"]
+)
 def test_norse_importer_gives_identical_spikes_for_the_family(which):
     pytest.importorskip("norse", reason="norse is not installed")
     from norse.torch.utils.import_nir import from_nir
@@ -683,3 +685,15 @@ def test_norse_current_based_cells_are_refused_with_the_reason():
         export.to_nir(norse.SequentialState(norse.LIFRecurrentCell(3, 2)), input_shape=(3,))
     with pytest.raises(export.ExportError, match=r"\(norse LICell\) does not export"):
         export.to_nir(norse.SequentialState(nn.Linear(3, 2), norse.LICell()))
+    for module in (norse.LIF(), norse.LIFRecurrent(3, 2), norse.LI(), norse.LILinearCell(3, 2)):
+        name = type(module).__name__
+        with pytest.raises(export.ExportError, match=rf"\(norse {name}\) does not export to NIR: it "):
+            export.to_nir(nn.Sequential(module), input_shape=(3,))
+
+
+def test_snntorch_neurons_without_a_nir_node_are_refused_by_name():
+    snn = pytest.importorskip("snntorch", reason="snntorch is not installed")
+    for neuron in (snn.Alpha(alpha=0.9, beta=0.8), snn.Lapicque(beta=0.9), snn.SLSTM(2, 2)):
+        name = type(neuron).__name__
+        with pytest.raises(export.ExportError, match=rf"of type {name} has no NIR equivalent|{name} is not sequential"):
+            export.to_nir(nn.Sequential(nn.Linear(3, 2), neuron))
