@@ -697,3 +697,10 @@ def test_snntorch_neurons_without_a_nir_node_are_refused_by_name():
         name = type(neuron).__name__
         with pytest.raises(export.ExportError, match=rf"of type {name} has no NIR equivalent|{name} is not sequential"):
             export.to_nir(nn.Sequential(nn.Linear(3, 2), neuron))
+
+
+def test_from_nir_refuses_a_norse_convention_graph_by_its_gain():
+    """A norse-convention LIF has r·dt/τ = 1 − β (its gain is in the weights): from_nir names it, not guesses."""
+    graph = export.to_nir(spikelfp_dense(), dt=DYADIC_DT, convention="norse")
+    with pytest.raises(export.ExportError, match=r"NIR node '1': input gain r·dt/τ = 0.5; spikelfp needs 1"):
+        export.from_nir(graph)
