@@ -16,7 +16,16 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["Feedback", "Reward", "Sigmoid", "Softmax", "SpikeSequence", "one_hot", "spike_count_prediction"]
+__all__ = [
+    "Feedback",
+    "Readout",
+    "Reward",
+    "Sigmoid",
+    "Softmax",
+    "SpikeSequence",
+    "one_hot",
+    "spike_count_prediction",
+]
 
 Reduction = Literal["sum", "mean"]
 
@@ -133,3 +142,63 @@ class SpikeSequence(Feedback):
         pos = 1.0 - torch.sigmoid(n - steps / 2)
         neg = 1.0 - torch.sigmoid((steps - n) - steps / 2)
         return torch.where(y.bool(), pos, -output * neg)
+
+
+class Readout(Feedback):
+    """Feedback for a time-first real-valued readout ``U`` of shape ``(T, B, C)`` (e.g. ``sl.LI``).
+
+    A per-sample feedback ``base`` (default :class:`Softmax`) is computed on the reduction ``m`` of the
+    readout over time, then spread back over the steps by the ε-rule of that reduction (LFP-SPEC §9):
+
+    - ``over="mean"``: ``m = (1/T) Σ_t U[t]``, a sum node, so
+      ``r[t] = (U[t]/T) / (m + ε·sign(m)) · r_m`` (``sign(0) = +1``);
+    - ``over="max"``: ``m = max_t U[t]``; all of ``r_m`` goes to the step that won the max (the first one
+      on ties), as for max-pooling.
+
+    Predictions are ``argmax_c m``.
+
+    Parameters
+    ----------
+    base
+        The feedback on ``m`` (its own ``reduction`` is ignored; this one's applies).
+    over
+        ``"mean"`` or ``"max"``.
+    epsilon
+        Stabiliser of the mean's ε-rule.
+    """
+
+    output_dims = 3
+    output_shape = "a readout of shape (T, B, C)"
+
+    def __init__(
+        self,
+        base: Feedback | None = None,
+        over: Literal["mean", "max"] = "mean",
+        epsilon: float = 1e-6,
+        reduction: Reduction = "sum",
+    ) -> None:
+        super().__init__(reduction)
+        base = Softmax() if base is None else base
+        if not isinstance(base, Feedback) or base.output_dims != 2:
+            raise TypeError(f"base must be a per-sample feedback such as Softmax(), got {base!r}")
+        if over not in ("mean", "max"):
+            raise ValueError(f"over must be 'mean' or 'max', got {over!r}")
+        if not epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+        self.base, self.over, self.epsilon = base, over, float(epsilon)
+
+    def compute(self, output, y):
+        if self.over == "max":
+            winner = output.argmax(dim=0)  # the first maximal step
+            m = output.gather(0, winner[None])[0]
+            r_m = self.base.compute(m, y)
+            return torch.zeros_like(output).scatter_(0, winner[None], r_m[None])
+        steps = output.shape[0]
+        m = output.mean(dim=0)
+        sign = torch.where(m >= 0, 1.0, -1.0).to(m.dtype)
+        den = m + self.epsilon * sign
+        scale = torch.where(den == 0, torch.zeros_like(den), self.base.compute(m, y) / torch.where(den == 0, 1.0, den))
+        return output / steps * scale
+
+    def __repr__(self) -> str:
+        return f"Readout(base={self.base!r}, over={self.over!r}, epsilon={self.epsilon}, reduction={self.reduction!r})"

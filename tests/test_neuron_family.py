@@ -45,16 +45,15 @@ def reference(I, r_out, *, alpha, beta, theta, reset, synaptic, spiking, V=None,
         SP.append(s)
         if synaptic:
             k_j = a * j
-            j = k_j + I[t] + r_t
-            drive = j
+            j = (k_j + I[t]) + r_t  # snnTorch's order of the sums
         else:
             k_j = None
-            drive = I[t] + r_t
         if spiking and reset == "zero":
             k_u = be * (1 - s) * u
         else:
             k_u = be * u
-        u = k_u + drive - (theta * s if (spiking and reset == "subtract") else 0)
+        u = (k_u + j) if synaptic else ((k_u + I[t]) + r_t)
+        u = u - (theta * s if (spiking and reset == "subtract") else 0)
         s = (u > theta).double() if spiking else zeros
         J.append(j)
         U.append(u)
@@ -570,3 +569,47 @@ def test_family_core_equals_the_lif_functions(carry, reset):
     assert torch.equal(outs[0], outs[1]) and outs[0].sum() > 0
     torch.testing.assert_close(a[0].weight.grad, b[0].weight.grad, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(a[0].bias.grad, b[0].bias.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_composite_context_still_builds_an_engine():
+    """composites no longer imports the engine; the engine binds itself as Composite.context's factory."""
+    net = nn.Sequential(nn.Linear(3, 4), sl.CubaLIF(0.5, 0.9))
+    with sl.composites.get("epsilon").context(net) as lfp:
+        assert isinstance(lfp, sl.LFP) and "forward" in net[1].__dict__
+    assert "forward" not in net[1].__dict__
+
+
+@pytest.mark.parametrize("over", ["mean", "max"])
+def test_readout_feedback_spreads_over_steps_by_the_reductions_rule(over):
+    gen = torch.Generator().manual_seed(15)
+    u = torch.randn(6, 3, 4, generator=gen, dtype=torch.float64)
+    u[2, 0, 1] = u[4, 0, 1] = 10.0  # a tie for the max: the first step wins
+    y = torch.tensor([1, 0, 3])
+    r = sl.feedback.Readout(sl.feedback.Sigmoid(), over=over)(u, y)
+    expected = torch.zeros_like(u)
+    for b in range(3):
+        for c in range(4):
+            col = u[:, b, c]
+            m = col.mean() if over == "mean" else col.max()
+            y_c = 1.0 if y[b] == c else 0.0
+            r_m = m * (y_c - 1 / (1 + torch.exp(-m)))  # Eq. 7 on the reduction
+            if over == "mean":
+                stab = m + 1e-6 * (1.0 if m >= 0 else -1.0)
+                expected[:, b, c] = col / 6 / stab * r_m
+            else:
+                first = int(torch.nonzero(col == m)[0])
+                expected[first, b, c] = r_m
+    torch.testing.assert_close(r, expected, rtol=1e-12, atol=1e-14)
+    if over == "mean":  # the ε-rule of a sum conserves the feedback (up to ε)
+        torch.testing.assert_close(r.sum(0), sl.feedback.Sigmoid()(u.mean(0), y), rtol=1e-4, atol=1e-8)
+
+
+def test_li_readout_trains_by_lfp():
+    torch.manual_seed(16)
+    net = nn.Sequential(nn.Linear(4, 8), sl.LIF(0.9, 0.5), nn.Linear(8, 3), sl.LI(0.8, learn_beta=True))
+    lfp = sl.LFP(net, "epsilon")
+    out = lfp(torch.rand(10, 5, 4) * 2)
+    lfp.backward(out, sl.feedback.Readout()(out, torch.tensor([0, 1, 2, 0, 1])))
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    with pytest.raises(TypeError, match="per-sample feedback"):
+        sl.feedback.Readout(sl.feedback.SpikeSequence())

@@ -35,7 +35,9 @@ share ``r_R[t+1]``. The learnable decays are weights on the previous states; the
     \\Delta\\beta = \\sum_{t,b} \\frac{k_U[t]}{D_U[t]} \\sigma_U r_U[t] = \\sum_{t,b} r_{carry,U}[t-1], \\qquad
     \\Delta\\alpha = \\sum_{t,b} r_{carry,J}[t-1]
 
-(summed to the shape of the decay: over the neurons too for a scalar). The recurrent layer's updates
+(summed to the shape of the decay: over the neurons too for a scalar; under MembraneSplit's
+``carry="abs"`` variant the carried feedback is ``|k|/D·r`` but ``Δβ``, ``Δα`` keep the signed z⁺z⁻
+update above). The recurrent layer's updates
 ``ΔV``, ``Δb`` are its own rule's updates for the feedback ``r_R[t]``, summed over ``t``.
 """
 
@@ -181,31 +183,46 @@ def family_step(
     beta: Tensor,
     st: Structure,
     r: Tensor | None = None,
+    out: tuple[Tensor | None, Tensor, Tensor | None] | None = None,
 ) -> FamilyState:
     """One step of the family's dynamics (see the module docstring): the new ``FamilyState``.
 
     ``i`` is the input current ``I[t]``, ``r`` the recurrent current ``R[t]`` (or None), ``alpha``/``beta``
     the decays (already clamped; tensors broadcasting over ``i``). Spikes are floats of ``i``'s dtype.
+    The sums run in snnTorch's order, ``(βU[t−1] + I[t]) + R[t]`` and ``(αJ[t−1] + I[t]) + R[t]``, one
+    rounding per operation. ``out = (j, u, s)`` are buffers to write ``J[t]``, ``U[t]`` and the bool
+    spikes into (the multi-step loop); the numbers are the same with or without them.
     """
     j_prev, v_prev, s_prev = (None, None, None) if state is None else state
+    out_j, out_u, out_s = (None, None, None) if out is None else out
+    j = None
     if st.synaptic:
-        j = i.clone() if j_prev is None else alpha * j_prev + i
-        if r is not None:
-            j = j + r
-        drive = j
-    else:
-        j = None
-        drive = i if r is None else i + r
-    if v_prev is None:
-        u = drive.clone()
-    else:
-        if st.reset == "zero" and s_prev is not None:
-            u = beta * ((1.0 - s_prev) * v_prev) + drive
+        if j_prev is None:
+            j = i.clone() if out_j is None else out_j.copy_(i)
         else:
-            u = beta * v_prev + drive
+            j = torch.mul(j_prev, alpha, out=out_j) if out_j is not None else j_prev * alpha
+            j.add_(i)
+        if r is not None:
+            j.add_(r)
+    if v_prev is None:
+        src = j if st.synaptic else i
+        u = src.clone() if out_u is None else out_u.copy_(src)
+        if r is not None and not st.synaptic:
+            u.add_(r)
+    else:
+        v = (1.0 - s_prev) * v_prev if (st.reset == "zero" and s_prev is not None) else v_prev
+        u = torch.mul(v, beta, out=out_u) if out_u is not None else v * beta
+        u.add_(j if st.synaptic else i)
+        if r is not None and not st.synaptic:
+            u.add_(r)
         if st.reset == "subtract" and s_prev is not None:
-            u = u - st.threshold * s_prev
-    s = (u > st.threshold).to(u.dtype) if st.spiking else None
+            u.sub_(s_prev, alpha=st.threshold)  # θ·S is exact (S is 0 or 1)
+    s = None
+    if st.spiking:
+        if out_s is not None:
+            s = torch.gt(u, st.threshold, out=out_s).to(u.dtype)
+        else:
+            s = (u > st.threshold).to(u.dtype)
     return FamilyState(j, u, s)
 
 
@@ -223,27 +240,25 @@ def trace(
     beta: Tensor,
     st: Structure,
     rec: tuple[Tensor, Tensor | None] | None = None,
+    u_out: Tensor | None = None,
+    j_out: Tensor | None = None,
 ) -> tuple[Trace, FamilyState | None]:
-    """Run the dynamics over ``(T, B, …)``: every state over time and the final state."""
-    js, us, ss, rs = [], [], [], []
-    for t in range(i.shape[0]):
+    """Run the dynamics over ``(T, B, …)``: every state over time and the final state.
+
+    ``u_out``/``j_out`` (``(T, B, …)``, optional) receive the membranes and synaptic currents.
+    """
+    steps = i.shape[0]
+    u_all = torch.empty_like(i) if u_out is None else u_out
+    j_all = (torch.empty_like(i) if j_out is None else j_out) if st.synaptic else None
+    s_all = torch.empty(i.shape, dtype=torch.bool, device=i.device) if st.spiking else None
+    r_all = torch.empty_like(i) if rec is not None else None
+    for t in range(steps):
         r = None
         if rec is not None:
-            r = recurrent_current(None if state is None else state.s, rec[0], rec[1], i[t])
-            rs.append(r)
-        state = family_step(i[t], state, alpha, beta, st, r)
-        js.append(state.j)
-        us.append(state.v)
-        ss.append(state.s)
-    return (
-        Trace(
-            torch.stack(js) if st.synaptic else None,
-            torch.stack(us),
-            torch.stack(ss).bool() if st.spiking else None,
-            torch.stack(rs) if rec is not None else None,
-        ),
-        state,
-    )
+            r = r_all[t].copy_(recurrent_current(None if state is None else state.s, rec[0], rec[1], i[t]))
+        out = (None if j_all is None else j_all[t], u_all[t], None if s_all is None else s_all[t])
+        state = family_step(i[t], state, alpha, beta, st, r, out=out)
+    return Trace(j_all, u_all, s_all, r_all), state
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,22 +299,21 @@ def autograd_step(
     r = None
     if recurrent is not None:
         r = recurrent(torch.zeros_like(i) if s_prev is None else s_prev)
+    j = None
     if st.synaptic:
-        j = i if j_prev is None else alpha * j_prev + i
+        j = i if j_prev is None else j_prev * alpha + i
         if r is not None:
             j = j + r
-        drive = j
-    else:
-        j = None
-        drive = i if r is None else i + r
     if v_prev is None:
-        u = drive
+        u = j if st.synaptic else i
+        if r is not None and not st.synaptic:
+            u = u + r
     else:
         reset = None if s_prev is None else s_prev.detach()
-        if st.reset == "zero" and reset is not None:
-            u = beta * ((1.0 - reset) * v_prev) + drive
-        else:
-            u = beta * v_prev + drive
+        v = (1.0 - reset) * v_prev if (st.reset == "zero" and reset is not None) else v_prev
+        u = v * beta + (j if st.synaptic else i)
+        if r is not None and not st.synaptic:
+            u = u + r
         if st.reset == "subtract" and reset is not None:
             u = u - st.threshold * reset
     s = SpikeFunction.apply(u, st.threshold, surrogate) if st.spiking else None
@@ -332,14 +346,14 @@ def _share(contributions: list[Tensor | None], sigma: Tensor | None, epsilon: fl
     present = [c for c in contributions if c is not None]
     den = present[0].abs()
     for c in present[1:]:
-        den = den + c.abs()
-    den = den + epsilon
+        den.add_(c.abs())
+    den.add_(epsilon)
     if epsilon > 0:  # D ≥ ε > 0
         scale = den.reciprocal_()
     else:
         scale = torch.where(den == 0, torch.zeros_like(den), 1.0 / torch.where(den == 0, torch.ones_like(den), den))
     if sigma is not None:
-        scale = scale * sigma
+        scale.mul_(sigma)
     return [None if c is None else c * scale for c in contributions]
 
 
@@ -455,24 +469,22 @@ class FamilyLFP(RuleFunction):
         a = None if alpha is None else alpha.clamp(0.0, 1.0)
         b_ = beta.clamp(0.0, 1.0)
         recurrent = rec_rule is not None
-        tr, _ = trace(i, state, a, b_, st, (weight, bias) if recurrent else None)
         steps = i.shape[0]
-        s_float = None if tr.s is None else tr.s.to(i.dtype)
-        # previous states, shifted by one step: row t holds the state at t − 1
-        if state is None:
-            prev_j = None if not st.synaptic else torch.cat([torch.zeros_like(tr.j[:1]), tr.j[:-1]])
-            prev_u = torch.cat([torch.zeros_like(tr.u[:1]), tr.u[:-1]])
-            prev_s = None if s_float is None else torch.cat([torch.zeros_like(s_float[:1]), s_float[:-1]])
-        else:
-            prev_j = None if not st.synaptic else torch.cat([j0[None].expand_as(tr.j[:1]), tr.j[:-1]])
-            prev_u = torch.cat([v0[None].expand_as(tr.u[:1]), tr.u[:-1]])
-            first_s = s0 if s0 is not None else torch.zeros_like(v0)
-            prev_s = None if s_float is None else torch.cat([first_s[None].expand_as(s_float[:1]), s_float[:-1]])
-        k_j, k_u = carried(FamilyState(prev_j, prev_u, prev_s), a, b_, st)
-        if state is None:  # at rest nothing is carried into step 0
-            if k_j is not None:
-                k_j[0] = 0
-            k_u[0] = 0
+        # recompute the states one step late, so that row t of a buffer's first T rows is the state at t − 1
+        u_buf = torch.empty((steps + 1, *i.shape[1:]), dtype=i.dtype, device=i.device)
+        j_buf = torch.empty_like(u_buf) if st.synaptic else None
+        tr, _ = trace(
+            i, state, a, b_, st, (weight, bias) if recurrent else None, u_buf[1:], None if j_buf is None else j_buf[1:]
+        )
+        for buf, first in ((u_buf, v0), (j_buf, j0)):
+            if buf is not None:
+                buf[0].zero_() if first is None else buf[0].copy_(first)
+        prev_s = None
+        if tr.s is not None and (recurrent or st.reset == "zero"):
+            prev_s = torch.empty_like(u_buf[:-1])
+            prev_s[0].zero_() if s0 is None else prev_s[0].copy_(s0)
+            prev_s[1:].copy_(tr.s[:-1])
+        k_j, k_u = carried(FamilyState(None if j_buf is None else j_buf[:-1], u_buf[:-1], prev_s), a, b_, st)
         c = split(i, tr.r, tr.j, tr.u, k_j, k_u, st, site.rule)
         r_i = torch.empty_like(i)
         r_u_all = torch.empty_like(i)
