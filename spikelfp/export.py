@@ -11,8 +11,14 @@ NIR (the Neuromorphic Intermediate Representation, PyPI ``nir``) conventions, LF
   metadata, and :func:`from_nir` restores them. Importers that ignore metadata (snnTorch, norse)
   run such a node with a reset to zero.
 
-Shapes in NIR are per sample: no time or batch axis. A spikelfp ``nn.Flatten(2)`` on ``(T, B, …)``
-is NIR's ``Flatten(start_dim=0)``.
+Shapes in NIR are per sample: no time or batch axis. A spikelfp ``nn.Flatten(2)`` on ``(T, B, C, H, W)``
+is written as NIR's ``Flatten(start_dim=-3, end_dim=-1)``: negative dimensions name the same axes per
+sample (NIR's shape rule) and on the batched tensors that snnTorch's and norse's importers run, where
+``start_dim=0`` would flatten the batch.
+
+Models built from snnTorch ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic`` or norse ``LIFBoxCell``/``IAFCell``/
+``LIBoxCell`` (step-wise, ``(B, …)`` per call) export
+too; ``convention="norse"`` writes LIF nodes the way norse's importer reads them (see :func:`to_nir`).
 
 Binary weights: :func:`binarize` replaces every weight by ``sign(w)·α_row`` (``sign(0) := +1``);
 :func:`save_binary` writes bit-packed signs, the per-row scales, the biases and the architecture to
@@ -26,15 +32,18 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .neurons import LIF
+from .neurons import LI, LIF, RLIF, CubaLIF, FamilyNeuron, RCubaLIF
 from .nn import Heaviside, SpikingSequential, TimeDistributed
 
 __all__ = [
@@ -67,35 +76,264 @@ def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
             for sub, leaf in _chain(child):
                 out.append((f"{name}.{sub}" if sub else name, leaf))
         return out
+    if _is_neuron_type(model):
+        return [("", model)]  # a recurrent neuron holds its recurrent Linear as a child
     if any(True for _ in model.children()):
         raise ExportError(
-            f"{type(model).__name__} is not sequential; export supports nn.Sequential, SpikingSequential and "
-            "TimeDistributed chains"
+            f"{type(model).__name__} is not sequential: a module with its own forward() cannot be exported, "
+            "because its data flow is code, not a chain of layers. Export supports nn.Sequential, SpikingSequential, "
+            "TimeDistributed and norse SequentialState chains; rebuild the model as one of these"
         )
     return [("", model)]
 
 
-def _input_shape(model: nn.Module, input_shape) -> tuple[int, ...]:
+def _is_neuron_type(layer: nn.Module) -> bool:
+    return (
+        isinstance(layer, (LIF, FamilyNeuron))
+        or any(_library_class(layer, "snntorch", c) for c in ("Leaky", "Synaptic", "RLeaky", "RSynaptic"))
+        or any(_library_class(layer, "norse", c) for c in _NORSE_REFUSED)
+    )
+
+
+@dataclass(frozen=True)
+class _Neuron:
+    """A neuron layer as NIR sees it (LFP-SPEC §9), per step and per neuron:
+
+    ``J[t] = α·J[t−1] + g·I[t] (+ R[t])`` (CubaLIF only), ``U[t] = β·U[t−1] + J[t] − reset`` (LIF: ``J = g·I
+    (+ R)``), spike on ``U > θ``; LI outputs ``U`` and never resets. ``R[t] = V·S[t−1] + b`` is the
+    recurrent layer, if any. ``g`` is the library's own input gain (1 but for norse's box cell).
+    """
+
+    kind: str  # "LIF", "CubaLIF" or "LI"
+    beta: float | np.ndarray
+    threshold: float
+    reset: str
+    gain: float
+    source: str
+    step_layout: bool  # called once per step on (B, …) (snnTorch, norse) rather than on (T, B, …)
+    alpha: float | np.ndarray | None = None
+    recurrent: Any = None  # (weight, bias or None) as numpy arrays
+
+
+def _library_class(layer: nn.Module, module_prefix: str, name: str) -> bool:
+    """Whether ``layer`` is ``name`` from a library module starting with ``module_prefix`` (never imports it)."""
+    return any(c.__name__ == name and c.__module__.startswith(module_prefix) for c in type(layer).__mro__)
+
+
+def _one(name: str, layer: nn.Module, what: str, value) -> float:
+    t = torch.as_tensor(value).detach()
+    if t.numel() != 1 and not bool((t == t.reshape(-1)[0]).all()):
+        raise ExportError(
+            f"layer '{name}' ({type(layer).__name__}) has a per-neuron {what}; the NIR export writes one {what} "
+            "per layer (as spikelfp's LIF has)"
+        )
+    return float(t.reshape(-1)[0])
+
+
+def _decay(value) -> float | np.ndarray:
+    """A decay as a float (one per layer) or a float64 array (per neuron), clamped to ``[0, 1]``."""
+    if not isinstance(value, torch.Tensor):
+        return min(max(float(value), 0.0), 1.0)
+    t = value.detach().cpu().to(torch.float64).clamp(0.0, 1.0)
+    if t.numel() == 1:
+        return float(t.reshape(-1)[0])
+    return t.numpy().copy()
+
+
+def _linear_arrays(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray | None]:
+    return _numpy(layer.weight), (_numpy(layer.bias) if layer.bias is not None else None)
+
+
+def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
+    """The NIR view of a neuron layer, else None: spikelfp's family (``LIF``, ``CubaLIF``, ``LI``, ``RLIF``,
+    ``RCubaLIF``), snnTorch ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic``, norse ``LIFBoxCell``/``IAFCell``/
+    ``LIBoxCell`` (norse's current-based cells are refused by name).
+
+    - snnTorch's neurons are spikelfp's of the same dynamics (``β``, ``α`` clamped to ``[0, 1]``, gain 1)
+      with their delayed subtractive reset. Their delayed zero reset differs for ``Synaptic``/``RLeaky``/
+      ``RSynaptic`` (it discards the step's input too) and is refused; with ``reset_delay=False`` a zero
+      reset gives spikelfp's spikes (for ``θ > 0`` the membrane is 0 at the next step either way), a
+      subtractive one does not (refused).
+    - norse ``LIFBoxCell`` is ``v ← v + dt·τ⁻¹·(v_leak − v + i)``: ``β = 1 − dt·τ⁻¹`` and gain ``dt·τ⁻¹``,
+      zero reset (``reset_value``) with ``v_leak = v_reset = 0``; ``LIBoxCell`` the same without spikes
+      (an LI); ``IAFCell`` is ``v ← v + i`` (IF, gain 1) with a reset to ``v_reset = 0``.
+    """
+    if isinstance(layer, FamilyNeuron) or isinstance(layer, LIF):
+        return _spikelfp_neuron(name, layer)
+    for cls in ("Leaky", "Synaptic", "RLeaky", "RSynaptic"):
+        if _library_class(layer, "snntorch", cls):
+            return _snntorch_neuron(name, layer, cls)
+    if _library_class(layer, "norse", "LIFBoxCell"):
+        what = f"layer '{name}' (norse LIFBoxCell)"
+        p = layer.p
+        if getattr(getattr(p, "reset_method", None), "__name__", "reset_value") != "reset_value":
+            raise ExportError(f"{what}: only norse's reset_value (reset to v_reset) exports to NIR")
+        if _one(name, layer, "v_leak", p.v_leak) != 0.0 or _one(name, layer, "v_reset", p.v_reset) != 0.0:
+            raise ExportError(f"{what}: v_leak and v_reset must be 0")
+        gain = float(layer.dt) * _one(name, layer, "tau_mem_inv", p.tau_mem_inv)
+        if not 0.0 < gain < 1.0:
+            raise ExportError(f"{what}: dt·tau_mem_inv = {gain} must lie in (0, 1)")
+        v_th = _one(name, layer, "v_th", p.v_th)
+        return _Neuron("LIF", 1.0 - gain, v_th, "zero", gain, "norse.LIFBoxCell", True)
+    if _library_class(layer, "norse", "IAFCell"):
+        if _one(name, layer, "v_reset", layer.p.v_reset) != 0.0:
+            raise ExportError(f"layer '{name}' (norse IAFCell): v_reset must be 0")
+        return _Neuron("LIF", 1.0, _one(name, layer, "v_th", layer.p.v_th), "zero", 1.0, "norse.IAFCell", True)
+    if _library_class(layer, "norse", "LIBoxCell"):
+        p = layer.p
+        if _one(name, layer, "v_leak", p.v_leak) != 0.0:
+            raise ExportError(f"layer '{name}' (norse LIBoxCell): v_leak must be 0")
+        gain = float(layer.dt) * _one(name, layer, "tau_mem_inv", p.tau_mem_inv)
+        if not 0.0 < gain < 1.0:
+            raise ExportError(f"layer '{name}' (norse LIBoxCell): dt·tau_mem_inv = {gain} must lie in (0, 1)")
+        return _Neuron("LI", 1.0 - gain, 0.0, "none", gain, "norse.LIBoxCell", True)
+    for cls, why in _NORSE_REFUSED.items():
+        if _library_class(layer, "norse", cls):
+            raise ExportError(f"layer '{name}' (norse {cls}) does not export to NIR: {why}")
+    return None
+
+
+_NORSE_BOX = ("LIFBoxCell", "LIBoxCell")  # cells whose dynamics use their dt
+_NORSE_REFUSED = {
+    "LIFCell": "its membrane integrates the previous step's synaptic current (v[t] uses i[t−1]), one step behind "
+    "NIR's CubaLIF as snnTorch's and norse's own importers run it (v[t] uses I[t])",
+    "LICell": "its membrane integrates the previous step's synaptic current (a current-based integrator), which NIR's "
+    "LI does not describe",
+    "LIFRecurrentCell": "it holds its input and recurrent weights inside a current-based cell (see LIFCell); build the "
+    "model from Linear and spikelfp's RCubaLIF instead",
+    "LILinearCell": "it holds its input weights inside a current-based integrator (see LICell)",
+    "LIF": "it runs norse's current-based LIFCell over time (see LIFCell)",
+    "LIFRecurrent": "it runs norse's LIFRecurrentCell over time (see LIFRecurrentCell)",
+    "LI": "it runs norse's current-based LICell over time (see LICell)",
+}
+
+
+def _spikelfp_neuron(name: str, layer: nn.Module) -> _Neuron:
+    spiking = getattr(layer, "spiking", True)
+    kind = "CubaLIF" if getattr(layer, "synaptic", False) else ("LIF" if spiking else "LI")
+    reset = str(getattr(layer, "reset", "subtract"))
+    if spiking and reset == "none":
+        raise ExportError(
+            f"layer '{name}' ({type(layer).__name__}): reset='none' has no NIR equivalent (NIR's LIF, IF and CubaLIF "
+            "always reset after a spike)"
+        )
+    recurrent = None
+    if getattr(layer, "recurrent_layer", False):
+        recurrent = _linear_arrays(layer.recurrent)
+    alpha = _decay(layer.alpha) if kind == "CubaLIF" else None
+    threshold = float(getattr(layer, "threshold", 0.0))
+    source = f"spikelfp.{type(layer).__name__}"
+    return _Neuron(
+        kind, _decay(layer.beta), threshold, reset if spiking else "none", 1.0, source, False, alpha, recurrent
+    )
+
+
+def _snntorch_neuron(name: str, layer: nn.Module, cls: str) -> _Neuron:
+    what = f"layer '{name}' (snntorch.{cls})"
+    reset = {0: "subtract", 1: "zero"}.get(int(layer.reset_mechanism_val))
+    if reset is None:
+        raise ExportError(f"{what}: reset_mechanism='none' has no NIR equivalent (NIR's neurons always reset)")
+    threshold = _one(name, layer, "threshold", layer.threshold)
+    delayed = getattr(layer, "reset_delay", True)
+    if not delayed and (reset == "subtract" or threshold <= 0):
+        raise ExportError(
+            f"{what}: reset_delay=False with a subtractive reset (or θ ≤ 0) resets within the step, which "
+            "spikelfp's neurons and NIR's metadata do not describe"
+        )
+    if delayed and reset == "zero" and cls != "Leaky":
+        raise ExportError(
+            f"{what}: its delayed reset to zero sets U[t] = 0 after a spike, discarding this step's input, unlike "
+            "NIR's and spikelfp's reset; use reset_delay=False (same spikes as spikelfp's zero reset) or 'subtract'"
+        )
+    if getattr(layer, "state_quant", False) or getattr(layer, "inhibition", False):
+        raise ExportError(f"{what}: state quantisation and inhibition do not export to NIR")
+    if _one(name, layer, "graded_spikes_factor", layer.graded_spikes_factor) != 1.0:
+        raise ExportError(f"{what}: graded spikes do not export to NIR")
+    if isinstance(layer.threshold, nn.Parameter) and layer.threshold.requires_grad:
+        raise ExportError(f"{what}: a learnable threshold does not export (spikelfp's neurons have a fixed θ)")
+    beta = _decay(layer.beta)
+    if isinstance(beta, float) and beta == 0.0:
+        raise ExportError(f"{what}: β = 0 (no memory) does not round-trip: spikelfp's neurons need β in (0, 1]")
+    alpha = _decay(layer.alpha) if cls in ("Synaptic", "RSynaptic") else None
+    recurrent = None
+    if cls in ("RLeaky", "RSynaptic"):
+        if getattr(layer, "all_to_all", True):
+            if not isinstance(layer.recurrent, nn.Linear):
+                raise ExportError(
+                    f"{what}: only a Linear recurrent layer exports (not {type(layer.recurrent).__name__})"
+                )
+            recurrent = _linear_arrays(layer.recurrent)
+        else:
+            v = layer.recurrent.V.detach().cpu().reshape(-1)
+            if v.numel() == 1:
+                raise ExportError(f"{what}: a scalar one-to-one V does not fix the layer size; give V per neuron")
+            recurrent = (np.diag(v.numpy()).astype(np.float32), None)
+    kind = "CubaLIF" if alpha is not None else "LIF"
+    return _Neuron(kind, beta, threshold, reset, 1.0, f"snntorch.{cls}", True, alpha, recurrent)
+
+
+def _layout(chain) -> int:
+    """Leading axes before a sample: 2 for spikelfp's time-first ``(T, B, …)``, 1 for step-wise neurons."""
+    steps = {_neuron(name, layer).step_layout for name, layer in chain if _neuron(name, layer) is not None}
+    if len(steps) > 1:
+        raise ExportError(
+            "the model mixes time-first spikelfp neurons with step-wise snnTorch/norse neurons; its layers do not "
+            "agree on the batch axis"
+        )
+    return 1 if steps == {True} else 2
+
+
+def _infer_input_shape(chain, lead: int) -> tuple[int, ...]:
+    """The per-sample input shape the first layer determines: ``(in_features,)`` for a Linear, also behind a
+    Flatten that flattens the whole sample (any shape with that many elements flattens to it; the flat one is
+    chosen). A Conv fixes the channels but not the spatial size, so it needs ``input_shape=``."""
+    first = chain[0][1] if chain else None
+    if isinstance(first, nn.Flatten) and len(chain) > 1 and isinstance(chain[1][1], nn.Linear):
+        if first.start_dim == lead and first.end_dim == -1:
+            return (chain[1][1].in_features,)
+    if isinstance(first, nn.Linear):
+        return (first.in_features,)
+    if isinstance(first, (nn.Conv1d, nn.Conv2d)):
+        dims = "L" if isinstance(first, nn.Conv1d) else "H, W"
+        raise ExportError(
+            f"the first layer {type(first).__name__} fixes the channels ({first.in_channels}) but not the spatial "
+            f"size: pass input_shape=({first.in_channels}, {dims})"
+        )
+    what = type(first).__name__ if first is not None else "an empty model"
+    raise ExportError(
+        f"cannot infer the input shape from {what}: pass input_shape= (one sample at one step, e.g. (1, 28, 28))"
+    )
+
+
+def _input_shape(model: nn.Module, input_shape, chain=(), lead: int = 2) -> tuple[int, ...]:
     if input_shape is None:
         input_shape = getattr(model, "input_shape", None)
     if input_shape is None:
-        raise ExportError("pass input_shape= (one sample at one step, e.g. (1, 28, 28))")
+        return _infer_input_shape(list(chain), lead)
     return tuple(int(d) for d in input_shape)
 
 
-def _shapes(chain, input_shape) -> list[tuple[int, ...]]:
-    """Per-sample input shape of every layer, by running one zero step through the chain."""
-    x = torch.zeros(1, 1, *input_shape)
+_SPATIAL = (nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.AvgPool1d, nn.MaxPool1d)
+
+
+def _shapes(chain, input_shape, lead: int = 2) -> list[tuple[int, ...]]:
+    """Per-sample input shape of every layer, by running one zero sample through the chain.
+
+    Neurons are element-wise: they keep the shape and are not called (a snnTorch neuron with
+    ``init_hidden=True`` would keep the zero step in its state)."""
+    x = torch.zeros(*([1] * lead), *input_shape)
     shapes = []
     with torch.no_grad():
-        for _, layer in chain:
-            shapes.append(tuple(x.shape[2:]))
-            if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.AvgPool1d, nn.MaxPool1d)):
-                y = layer(x.reshape(1, *x.shape[2:]))
-                x = y.reshape(1, 1, *y.shape[1:])
+        for name, layer in chain:
+            shapes.append(tuple(x.shape[lead:]))
+            if _neuron(name, layer) is not None:
+                continue
+            if isinstance(layer, _SPATIAL):
+                y = layer(x.reshape(1, *x.shape[lead:]))
+                x = y.reshape(*([1] * lead), *y.shape[1:])
             else:
                 x = layer(x)
-    shapes.append(tuple(x.shape[2:]))
+    shapes.append(tuple(x.shape[lead:]))
     return shapes
 
 
@@ -110,34 +348,228 @@ def _nir():
     return nir
 
 
-def to_nir(model: nn.Module, path: str | os.PathLike | None = None, dt: float = 1e-4, input_shape=None):
+CONVENTIONS = ("nir", "snntorch", "norse")
+SNNTORCH_DT = 1e-4  # snnTorch's import_from_nir assumes this dt
+
+
+def to_nir(
+    model: nn.Module,
+    path: str | os.PathLike | None = None,
+    dt: float | None = None,
+    input_shape=None,
+    convention: str = "nir",
+):
     """Export a sequential (spiking) model as a NIR graph, written to ``path`` (HDF5) if given.
 
-    Supported layers: Linear (NIR Affine/Linear), Conv1d/Conv2d, AvgPool2d, Flatten, LIF (NIR LIF,
-    or IF for ``β = 1``), inside nn.Sequential / SpikingSequential / TimeDistributed; Dropout and
-    Identity are skipped (identities at inference). Anything else is an :class:`ExportError` that
-    names the layer. Returns the :class:`nir.NIRGraph`.
+    Supported layers: Linear (NIR Affine/Linear), Conv1d/Conv2d, AvgPool2d, Flatten, and the neurons
+    (see :func:`_neuron_node` for each mapping): spikelfp ``LIF`` (NIR ``LIF``, ``IF`` for ``β = 1``),
+    ``CubaLIF`` (``CubaLIF``), ``LI`` (``LI``, ``I`` for ``β = 1``), ``RLIF``/``RCubaLIF`` (a subgraph
+    ``input → lif ⇄ w_rec → output``, as snnTorch writes ``RLeaky``); snnTorch ``Leaky``, ``Synaptic``,
+    ``RLeaky``, ``RSynaptic``; norse ``LIFBoxCell``, ``IAFCell``, ``LIBoxCell``; inside nn.Sequential /
+    SpikingSequential / TimeDistributed / norse SequentialState. Dropout and Identity are skipped
+    (identities at inference). Anything else is an :class:`ExportError` that names the layer.
+
+    A discrete neuron ``U[t] = β·U[t−1] + g·I[t]`` (``g = 1`` for spikelfp and snnTorch, ``g = dt·τ⁻¹`` for
+    norse's box cell) is NIR's ``τ·dv/dt = (v_leak − v) + r·I`` under forward Euler with
+
+    .. math:: τ = dt/(1 − β), \\qquad r·dt/τ = γ,
+
+    where ``γ`` is the input gain written into the node (``convention``):
+
+    - ``"nir"`` (default) and ``"snntorch"``: ``γ = 1``, i.e. ``r = τ/dt`` (LFP-SPEC §8);
+    - ``"norse"``: ``γ = 1 − β``, i.e. ``r = 1``: norse's ``from_nir`` ignores ``r`` on LIF nodes and
+      integrates ``v ← βv + (1 − β)·I``; the graph is still correct NIR.
+
+    Where ``g ≠ γ``, the factor ``g/γ`` is multiplied into the weights and bias of the nearest preceding
+    Linear/Conv layer (through Flatten/AvgPool, which commute with it); without one the export is refused.
+    ``Flatten`` is written with negative per-sample dimensions (``start_dim = −ndim``), which NIR's own
+    shape rule and both snnTorch's and norse's importers (which apply ``torch.nn.Flatten(start_dim,
+    end_dim)`` to a batched tensor) read the same way.
+
+    Parameters
+    ----------
+    model
+        The sequential model.
+    path
+        Where to write the ``.nir`` file (optional).
+    dt
+        The time step; default ``1e-4`` (norse cells: their own ``dt``). ``convention="snntorch"`` needs
+        ``1e-4``, the value snnTorch's importer assumes.
+    input_shape
+        One sample at one step; inferred when the first layer determines it (a Linear, or a Flatten of
+        the whole sample then a Linear: ``(in_features,)``), else required.
+    convention
+        ``"nir"``, ``"snntorch"`` or ``"norse"``. For the latter two, a subtractive reset (which their
+        importers replace by a reset to zero) is a ``UserWarning`` that names the difference.
+
+    Returns
+    -------
+    nir.NIRGraph
     """
     nir = _nir()
+    if convention not in CONVENTIONS:
+        raise ExportError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    chain = [(n, m) for n, m in _chain(model) if not isinstance(m, (nn.Dropout, nn.Identity))]
+    for name, layer in chain:  # every layer is known before any runs (shapes come from running them)
+        if not isinstance(layer, _PLAIN) and _neuron(name, layer) is None:
+            raise _unsupported(name, layer)
+    lead = _layout(chain)
+    neurons = [(n, neuron) for n, m in chain if (neuron := _neuron(n, m)) is not None]
+    if dt is None:
+        norse_dts = [float(m.dt) for _, m in chain if any(_library_class(m, "norse", c) for c in _NORSE_BOX)]
+        dt = norse_dts[0] if norse_dts else 1e-4
+    dt = float(dt)
     if not dt > 0:
         raise ExportError(f"dt must be > 0, got {dt}")
-    shape = _input_shape(model, input_shape)
-    chain = [(n, m) for n, m in _chain(model) if not isinstance(m, (nn.Dropout, nn.Identity))]
-    shapes = _shapes(chain, shape)
+    if convention == "snntorch" and dt != SNNTORCH_DT:
+        raise ExportError(f"convention='snntorch' needs dt = {SNNTORCH_DT} (snnTorch's importer assumes it), got {dt}")
+    _warn_importer(convention, neurons)
+    shape = _input_shape(model, input_shape, chain, lead)
+    shapes = _shapes(chain, shape, lead)
     nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(shape))}
     edges = []
     previous = "input"
     for (name, layer), in_shape in zip(chain, shapes):
         key = name.replace(".", "_") or "layer"
-        nodes[key] = _to_nir_node(nir, name, layer, in_shape, dt)
+        neuron = _neuron(name, layer)
+        if neuron is not None and neuron.recurrent is not None:
+            nodes[key] = _recurrent_node(nir, name, layer, neuron, in_shape, dt, convention, lead, nodes, edges)
+            edges.append((previous, key))
+            previous = key
+            continue
+        nodes[key] = _to_nir_node(nir, name, layer, in_shape, dt, convention, lead)
+        if neuron is not None:
+            _fold_gain(nodes, edges, name, neuron, convention)
         edges.append((previous, key))
         previous = key
     nodes["output"] = nir.Output(output_type=np.array(shapes[-1]))
     edges.append((previous, "output"))
-    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"exporter": "spikelfp", "dt": dt})
+    metadata = {"exporter": "spikelfp", "dt": dt, "convention": convention}
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
     if path is not None:
         nir.write(str(path), graph)
     return graph
+
+
+def _warn_importer(convention: str, neurons) -> None:
+    """Warn where the target importer runs a layer differently from the model (by layer name)."""
+    if convention == "nir":
+        return
+    importer = {"snntorch": "snnTorch's import_from_nir", "norse": "norse's from_nir"}[convention]
+    for name, n in neurons:
+        if n.reset == "subtract":
+            warnings.warn(
+                f"layer '{name}' resets by subtraction (U ← U − θ after a spike); {importer} knows only a reset to "
+                "zero (U ← 0), so its spikes will differ. The reset mode is kept in the node metadata for "
+                "spikelfp.export.from_nir; export a reset='zero' model for identical spikes there",
+                UserWarning,
+                stacklevel=3,
+            )
+        if n.kind == "LIF" and np.all(np.asarray(n.beta) == 1.0) and convention == "snntorch":
+            warnings.warn(
+                f"layer '{name}' is an IF neuron (β = 1); snnTorch's import_from_nir builds every NIR IF node as "
+                "a Leaky with β = 0.9, so its spikes will differ",
+                UserWarning,
+                stacklevel=3,
+            )
+        if n.kind == "LI":
+            what = "raises on NIR LI nodes" if convention == "snntorch" else "silently skips NIR LI nodes"
+            warnings.warn(
+                f"layer '{name}' is a leaky integrator (NIR LI); {importer} {what}", UserWarning, stacklevel=3
+            )
+
+
+def _target_gain(n: _Neuron, convention: str) -> float | np.ndarray:
+    """The input gain ``γ = r·dt/τ`` written into the node: 1, except ``1 − β`` for a LIF under
+    ``convention="norse"`` (norse drops ``r``); IF nodes keep ``r = 1`` (see :func:`_neuron_node`)."""
+    beta = np.asarray(n.beta, dtype=np.float64)
+    if n.kind != "LIF" or convention != "norse" or np.all(beta == 1.0):
+        return 1.0
+    return 1.0 - beta
+
+
+def _fold_gain(nodes: dict, edges: list, name: str, n: _Neuron, convention: str, also=None) -> None:
+    """Multiply ``g/γ`` into the nearest preceding Affine/Linear/Conv node (the chain so far is ``edges``),
+    and into the recurrent node ``also``: both feed the neuron's input."""
+    factor = np.asarray(n.gain / _target_gain(n, convention), dtype=np.float64)
+    if np.all(factor == 1.0):
+        return
+    if np.all(factor == factor.reshape(-1)[0]):
+        factor = np.asarray(factor.reshape(-1)[0])
+    found = None
+    for _, prev in reversed(edges):
+        kind = type(nodes[prev]).__name__
+        if kind in ("Affine", "Linear", "Conv1d", "Conv2d"):
+            found = prev
+            break
+        if kind not in ("Flatten", "AvgPool2d"):
+            break
+    if found is None:
+        raise ExportError(
+            f"layer '{name}': its input gain {float(factor.reshape(-1)[0]):.6g} (the neuron's own gain over the "
+            "convention's) must be multiplied into a preceding Linear/Conv layer, and there is none directly before it"
+        )
+    for node in [nodes[found]] + ([also] if also is not None else []):
+        if factor.ndim > 0 and (type(node).__name__ not in ("Affine", "Linear") or node.weight.shape[0] != factor.size):
+            raise ExportError(
+                f"layer '{name}': a per-neuron input gain can be folded only into a Linear right before it"
+            )
+        column = factor.reshape(-1, 1) if factor.ndim > 0 else factor
+        node.weight = (node.weight * column).astype(node.weight.dtype)
+        if getattr(node, "bias", None) is not None:
+            node.bias = (node.bias * factor.reshape(-1)).astype(node.bias.dtype)
+        meta = dict(getattr(node, "metadata", None) or {})
+        meta["input_gain_folded"] = float(factor) if factor.ndim == 0 else factor.tolist()
+        node.metadata = meta
+
+
+def _recurrent_node(nir, name, layer, n: _Neuron, in_shape, dt: float, convention: str, lead: int, nodes, edges):
+    """A recurrent neuron as snnTorch's exporter writes RLeaky/RSynaptic: a subgraph node holding
+    ``input → lif ⇄ w_rec``, ``lif → output``, with ``R[t] = w_rec(S[t−1])`` added to the neuron's input.
+
+    Both snnTorch's ``import_from_nir`` and norse's ``from_nir`` run this nested form (snnTorch's importer
+    rewires the flat 2-cycle form so that the feed-forward input also passes through ``w_rec``). Their
+    executor (nirtorch) feeds zero on the recurrent edge at the first step, where spikelfp and snnTorch
+    have ``R[0] = b``: for ``convention="snntorch"``/``"norse"`` the recurrent bias ``b`` is therefore moved
+    into the bias of the Linear right before the neuron (``I[t] + b + V·S[t−1]``, the same sum), with a
+    warning where there is none.
+    """
+    weight, bias = n.recurrent
+    lif = _to_nir_node(nir, name, layer, in_shape, dt, convention, lead)
+    if bias is not None and convention != "nir":
+        before = nodes[edges[-1][1]] if edges else None
+        if type(before).__name__ in ("Affine", "Linear") and before.weight.shape[0] == bias.shape[0]:
+            old = getattr(before, "bias", None)
+            merged = (bias if old is None else old + bias).astype(before.weight.dtype)
+            meta = dict(getattr(before, "metadata", None) or {})
+            meta["recurrent_bias_of"] = name
+            nodes[edges[-1][1]] = nir.Affine(weight=before.weight, bias=merged, metadata=meta)
+            bias = None
+        else:
+            warnings.warn(
+                f"layer '{name}': its recurrent bias b enters at t = 0 in spikelfp (R[0] = b), but the importer feeds "
+                "zero on the recurrent edge at the first step, and there is no Linear right before it to carry b",
+                UserWarning,
+                stacklevel=4,
+            )
+    w_rec = _affine(nir, weight, bias)
+    shape = np.array(tuple(in_shape))
+    sub = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=shape),
+            "lif": lif,
+            "w_rec": w_rec,
+            "output": nir.Output(output_type=shape),
+        },
+        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+        metadata={"node": n.source},
+    )
+    _fold_gain(nodes, edges, name, n, convention, also=w_rec)
+    return sub
+
+
+def _affine(nir, weight: np.ndarray, bias: np.ndarray | None):
+    return nir.Linear(weight=weight.copy()) if bias is None else nir.Affine(weight=weight.copy(), bias=bias.copy())
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -152,7 +584,7 @@ def _exportable_lif(name: str, layer: LIF) -> None:
         raise ExportError(f"layer '{name}' (LIF): reset='none' has no NIR LIF/IF equivalent (they always reset)")
 
 
-def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float):
+def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float, convention: str = "nir", lead: int = 2):
     if isinstance(layer, nn.Linear):
         if layer.bias is None:
             return nir.Linear(weight=_numpy(layer.weight))
@@ -182,32 +614,110 @@ def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float):
             padding=np.array(pair(layer.padding)),
         )
     if isinstance(layer, nn.Flatten):
-        start = layer.start_dim - 2 if layer.start_dim >= 0 else layer.start_dim
-        end = layer.end_dim - 2 if layer.end_dim >= 0 else layer.end_dim
-        if start < 0 and layer.start_dim >= 0:
-            raise ExportError(f"layer '{name}' (Flatten): flattening the time or batch axis does not export")
-        return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end)
-    if isinstance(layer, LIF):
-        _exportable_lif(name, layer)
-        p = layer.params
-        shape = tuple(in_shape)
-        meta = {"reset": p.reset, "dt": dt, "beta": p.beta, "threshold": p.threshold, "node": "spikelfp.LIF"}
-        threshold = np.full(shape, p.threshold, dtype=np.float64)
-        zeros = np.zeros(shape, dtype=np.float64)
-        if p.beta == 1.0:
-            return nir.IF(r=np.ones(shape), v_threshold=threshold, v_reset=zeros, metadata=meta)
-        tau = dt / (1.0 - p.beta)
-        return nir.LIF(
-            tau=np.full(shape, tau),
-            r=np.full(shape, tau / dt),
+        return _flatten_node(nir, name, layer, in_shape, lead)
+    neuron = _neuron(name, layer)
+    if neuron is not None:
+        return _neuron_node(nir, name, neuron, tuple(in_shape), dt, convention)
+    raise _unsupported(name, layer)
+
+
+_PLAIN = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.Flatten)
+
+
+def _unsupported(name: str, layer: nn.Module) -> ExportError:
+    return ExportError(
+        f"layer '{name}' of type {type(layer).__name__} has no NIR equivalent supported by spikelfp "
+        "(supported: Linear, Conv1d, Conv2d, AvgPool2d, Flatten, spikelfp's LIF/CubaLIF/LI/RLIF/RCubaLIF, snnTorch's "
+        "Leaky/Synaptic/RLeaky/RSynaptic, norse's LIFBoxCell/IAFCell/LIBoxCell; NIR has no max-pooling)"
+    )
+
+
+def _flatten_node(nir, name: str, layer: nn.Flatten, in_shape, lead: int):
+    """NIR ``Flatten`` with negative per-sample dims: ``d ↦ d − ndim``.
+
+    NIR shapes have no batch axis, so a per-sample ``Flatten(start_dim=0)`` is the literal form; but
+    snnTorch's and norse's importers build ``torch.nn.Flatten(start_dim, end_dim)`` and run it on a
+    batched ``(B, …)`` tensor, where ``0`` is the batch axis. A negative dimension counts from the end,
+    so it names the same axis per sample (NIR's ``calc_flatten_output``) and on a batched tensor.
+    """
+    ndim = len(in_shape)
+    start, end = _flatten_dims(layer, ndim, ndim + lead)
+    if start is None:
+        raise ExportError(f"layer '{name}' (Flatten): flattening the time or batch axis does not export")
+    return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end)
+
+
+def _flatten_dims(layer: nn.Flatten, ndim: int, full: int):
+    """Torch Flatten dims on a tensor of ``full`` axes → negative per-sample dims (None if it touches T/B)."""
+    start = layer.start_dim if layer.start_dim >= 0 else layer.start_dim + full
+    end = layer.end_dim if layer.end_dim >= 0 else layer.end_dim + full
+    lead = full - ndim
+    if start < lead or end < lead:
+        return None, None
+    return start - full, end - full
+
+
+def _neuron_node(nir, name: str, n: _Neuron, shape: tuple[int, ...], dt: float, convention: str):
+    """The NIR node of a neuron layer, every parameter a full per-neuron array (LFP-SPEC §8), with the reset
+    mode, ``dt``, the decays (when one per layer), ``θ`` and the source type in the metadata.
+
+    Forward Euler with step ``dt`` on NIR's equations gives the discrete neurons with
+
+    - ``LIF`` (``τ·dv/dt = (v_leak − v) + r·I``): ``τ = dt/(1 − β)``, ``r = γ·τ/dt`` (``γ``: see
+      :func:`to_nir`), ``v_leak = 0``; ``β = 1`` is ``IF`` (``dv/dt = r·I``) with ``r = 1``, the unit gain
+      per step both snnTorch's and norse's importers read;
+    - ``CubaLIF`` (``τ_syn·dI/dt = −I + w_in·S``, ``τ_mem·dv/dt = (v_leak − v) + r·I``): ``τ_syn = dt/(1 − α)``,
+      ``w_in = τ_syn/dt``, ``τ_mem = dt/(1 − β)``, ``r = τ_mem/dt`` (the mapping snnTorch's exporter uses;
+      norse's importer reads ``w_in`` and ``r`` as NIR does). ``α = 1`` or ``β = 1`` has no NIR CubaLIF;
+    - ``LI`` (``τ·dv/dt = (v_leak − v) + r·I``): ``τ = dt/(1 − β)``, ``r = τ/dt``; ``β = 1`` is NIR's
+      integrator ``I`` with ``r = 1``.
+    """
+    meta: dict[str, Any] = {"reset": n.reset, "dt": dt, "threshold": n.threshold, "node": n.source}
+    for label, value in (("beta", n.beta), ("alpha", n.alpha)):
+        if isinstance(value, float):
+            meta[label] = value
+    if convention != "nir":
+        meta["convention"] = convention
+    beta = np.broadcast_to(np.asarray(n.beta, dtype=np.float64), shape).copy()
+    threshold = np.full(shape, n.threshold, dtype=np.float64)
+    zeros = np.zeros(shape, dtype=np.float64)
+    integrate = np.all(beta == 1.0)
+    if not integrate and np.any(beta == 1.0):
+        raise ExportError(f"layer '{name}': β = 1 for some neurons only; NIR has no node that mixes IF and LIF")
+    if np.any(beta <= 0.0) and n.kind != "CubaLIF":
+        raise ExportError(f"layer '{name}': β = 0 (no memory) does not round-trip: spikelfp needs β in (0, 1]")
+    if n.kind == "LI":
+        if integrate:
+            return nir.I(r=np.ones(shape), metadata=meta)
+        tau = dt / (1.0 - beta)
+        return nir.LI(tau=tau, r=tau / dt, v_leak=zeros, metadata=meta)
+    if n.kind == "CubaLIF":
+        alpha = np.broadcast_to(np.asarray(n.alpha, dtype=np.float64), shape).copy()
+        if integrate or np.any(alpha == 1.0):
+            raise ExportError(
+                f"layer '{name}' (CubaLIF): α = 1 or β = 1 has no NIR CubaLIF (τ = dt/(1 − decay) would be infinite)"
+            )
+        tau_syn, tau_mem = dt / (1.0 - alpha), dt / (1.0 - beta)
+        return nir.CubaLIF(
+            tau_syn=tau_syn,
+            tau_mem=tau_mem,
+            r=tau_mem / dt,
             v_leak=zeros,
             v_threshold=threshold,
             v_reset=zeros,
+            w_in=tau_syn / dt,
             metadata=meta,
         )
-    raise ExportError(
-        f"layer '{name}' of type {type(layer).__name__} has no NIR equivalent supported by spikelfp "
-        "(supported: Linear, Conv1d, Conv2d, AvgPool2d, Flatten, LIF; NIR has no max-pooling)"
+    if integrate:
+        return nir.IF(r=np.ones(shape), v_threshold=threshold, v_reset=zeros, metadata=meta)
+    tau = dt / (1.0 - beta)
+    return nir.LIF(
+        tau=tau,
+        r=np.broadcast_to(_target_gain(n, convention) * tau / dt, shape).copy(),
+        v_leak=zeros,
+        v_threshold=threshold,
+        v_reset=zeros,
+        metadata=meta,
     )
 
 
@@ -299,9 +809,11 @@ def from_nir(source, dt: float | None = None) -> SpikingSequential:
     """Rebuild a spikelfp model from a NIR graph or a ``.nir`` file.
 
     The graph must be a chain ``input → … → output`` of Affine/Linear, Conv1d/Conv2d, AvgPool2d,
-    SumPool2d-free, Flatten and LIF/IF nodes. LIF parameters must be the same for every neuron of a
-    node (spikelfp's LIF has one ``β`` and ``θ`` per layer), with ``v_leak = v_reset = 0`` and unit
-    input gain ``R·dt/τ = 1``. The reset mode comes from the metadata (spikelfp's export writes it);
+    SumPool2d-free, Flatten and neuron nodes: LIF/IF (→ ``LIF``), CubaLIF (→ ``CubaLIF``), LI/I (→ ``LI``),
+    and a LIF/CubaLIF with a recurrent Affine/Linear (a 2-cycle, as snnTorch writes RLeaky/RSynaptic, or a
+    4-node subgraph; → ``RLIF``/``RCubaLIF``). Neuron nodes need ``v_leak = v_reset = 0``, one threshold per
+    node and unit input gains (``r·dt/τ = 1``, CubaLIF also ``w_in·dt/τ_syn = 1``); decays ``1 − dt/τ``
+    may differ between neurons. The reset mode comes from the metadata (spikelfp's export writes it);
     without it, NIR's own semantics apply: reset to zero. ``dt`` defaults to the metadata's, else 1e-4.
 
     Hostile or malformed input is refused with :class:`ExportError`: files with external links, external
@@ -361,6 +873,7 @@ def _ints(key: str, name: str, value, low: int) -> tuple[int, ...]:
 
 
 def _model_from_graph(graph, dt: float | None) -> SpikingSequential:
+    graph, recurrent = _recurrent_pairs(graph)
     order = _chain_order(graph)
     graph_dt = (getattr(graph, "metadata", None) or {}).get("dt")
     layers: list[nn.Module] = []
@@ -398,8 +911,10 @@ def _model_from_graph(graph, dt: float | None) -> SpikingSequential:
         elif kind == "Flatten":
             start, end = int(node.start_dim), int(node.end_dim)
             layers.append(nn.Flatten(start + 2 if start >= 0 else start, end + 2 if end >= 0 else end))
-        elif kind in ("LIF", "IF"):
+        elif kind in ("LIF", "IF") and key not in recurrent and not _per_neuron_tau(node):
             layers.append(_from_nir_neuron(key, node, dt if dt is not None else graph_dt))
+        elif kind in _FAMILY_NODES:
+            layers.append(_from_nir_family(key, node, recurrent.get(key), dt if dt is not None else graph_dt))
         else:
             raise ExportError(f"NIR node '{key}' of type {kind} cannot run in spikelfp")
     flush()
@@ -508,6 +1023,144 @@ def _from_nir_neuron(key: str, node, dt: float | None) -> LIF:
         raise ExportError(f"NIR node '{key}': unknown reset {reset!r} in metadata")
     try:
         return LIF(beta, threshold, reset)
+    except ValueError as exc:
+        raise ExportError(f"NIR node '{key}': {exc}") from exc
+
+
+_FAMILY_NODES = ("LIF", "IF", "CubaLIF", "LI", "I")
+
+
+def _per_neuron_tau(node) -> bool:
+    tau = np.asarray(getattr(node, "tau", 0.0), dtype=np.float64).reshape(-1)
+    return tau.size > 1 and not bool(np.all(tau == tau[0]))
+
+
+def _recurrent_pairs(graph):
+    """The graph without its recurrent weight nodes, and ``{neuron key: weight node}``.
+
+    A recurrent neuron is a LIF/CubaLIF node ``L`` and an Affine/Linear node ``W`` with edges ``L → W`` and
+    ``W → L`` only (snnTorch's flat form of RLeaky/RSynaptic), or a subgraph node holding exactly
+    ``Input → L ⇄ W``, ``L → Output`` (nirtorch's nested form).
+    """
+    nodes = dict(graph.nodes)
+    edges = [tuple(e) for e in graph.edges]
+    recurrent: dict[str, Any] = {}
+    for key, node in list(nodes.items()):
+        if type(node).__name__ == "NIRGraph":
+            neuron, weight = _recurrent_subgraph(key, node)
+            nodes[key] = neuron
+            recurrent[key] = weight
+    for a, b in list(edges):
+        if (b, a) not in edges or a not in nodes or b not in nodes:
+            continue
+        if type(nodes[a]).__name__ not in ("LIF", "CubaLIF") or type(nodes[b]).__name__ not in ("Affine", "Linear"):
+            continue
+        if [e for e in edges if b in e] != [e for e in edges if e in ((a, b), (b, a))] or a in recurrent:
+            continue
+        recurrent[a] = nodes.pop(b)
+        edges = [e for e in edges if b not in e]
+    return SimpleNamespace(nodes=nodes, edges=edges, metadata=getattr(graph, "metadata", None)), recurrent
+
+
+def _recurrent_subgraph(key: str, sub):
+    kinds = {k: type(n).__name__ for k, n in sub.nodes.items()}
+    neurons = [k for k, t in kinds.items() if t in ("LIF", "CubaLIF")]
+    weights = [k for k, t in kinds.items() if t in ("Affine", "Linear")]
+    ins = [k for k, t in kinds.items() if t == "Input"]
+    outs = [k for k, t in kinds.items() if t == "Output"]
+    if len(kinds) == 4 and len(neurons) == len(weights) == len(ins) == len(outs) == 1:
+        n, w = neurons[0], weights[0]
+        if {tuple(e) for e in sub.edges} == {(ins[0], n), (n, w), (w, n), (n, outs[0])}:
+            return sub.nodes[n], sub.nodes[w]
+    raise ExportError(
+        f"NIR node '{key}' is a subgraph spikelfp cannot run (only a LIF/CubaLIF with one recurrent Affine/Linear)"
+    )
+
+
+def _decay_from(key: str, label: str, value: np.ndarray, exact) -> float | torch.Tensor:
+    """``1 − dt/τ`` as a float (one per layer; the metadata's exact value when it agrees) or a per-neuron tensor."""
+    if not np.all(np.isfinite(value)) or np.any(value < 0.0) or np.any(value > 1.0):
+        raise ExportError(f"NIR node '{key}': {label} = 1 − dt/τ lies outside [0, 1] (τ < dt, or τ not finite)")
+    flat = value.reshape(-1)
+    if np.all(flat == flat[0]):
+        one = float(flat[0])
+        if isinstance(exact, (int, float)) and np.isclose(float(exact), one, rtol=0, atol=1e-9):
+            return float(exact)  # the exact value the exporter had
+        return one
+    return torch.as_tensor(value, dtype=torch.get_default_dtype())
+
+
+def _from_nir_family(key: str, node, weight_node, dt: float | None) -> nn.Module:
+    """A spikelfp neuron from a NIR neuron node (see :func:`_neuron_node` for the mapping), per-neuron decays
+    allowed; with ``weight_node``, the recurrent ``RLIF``/``RCubaLIF``."""
+    kind = type(node).__name__
+    meta = dict(getattr(node, "metadata", None) or {})
+    dt = _uniform(key, "dt", meta.get("dt", dt if dt is not None else 1e-4))
+    if not (dt > 0 and np.isfinite(dt)):
+        raise ExportError(f"NIR node '{key}': dt must be a positive number, got {dt}")
+
+    def arr(name: str) -> np.ndarray:
+        a = np.asarray(getattr(node, name), dtype=np.float64)
+        if a.size == 0 or not np.all(np.isfinite(a)):
+            raise ExportError(f"NIR node '{key}': {name} is empty or not finite")
+        if name.startswith("tau") and np.any(a <= 0):
+            raise ExportError(f"NIR node '{key}': {name} must be > 0")
+        return a
+
+    def unit(label: str, gain: np.ndarray) -> None:
+        if not np.allclose(gain, 1.0, rtol=1e-6, atol=0.0):
+            raise ExportError(
+                f"NIR node '{key}': input gain {label} = {float(gain.reshape(-1)[0]):.6g}; spikelfp needs 1"
+            )
+
+    for name in ("v_leak", "v_reset"):
+        if getattr(node, name, None) is not None and np.any(arr(name) != 0.0):
+            raise ExportError(f"NIR node '{key}': {name} must be 0")
+    if kind in ("IF", "I"):
+        if np.any(arr("r") != 1.0):
+            raise ExportError(f"NIR node '{key}': {kind} with r != 1 is not supported")
+        beta = np.ones_like(arr("r"))
+    else:
+        tau = arr("tau_mem" if kind == "CubaLIF" else "tau")
+        unit("r·dt/τ", arr("r") * dt / tau)
+        beta = 1.0 - dt / tau
+    beta_v = _decay_from(key, "β", beta, meta.get("beta"))
+    try:
+        if kind in ("LI", "I"):
+            return LI(beta_v)
+        threshold = _uniform(key, "v_threshold", node.v_threshold)
+        reset = str(meta.get("reset", "zero"))
+        if reset not in ("subtract", "zero"):
+            raise ExportError(f"NIR node '{key}': unknown reset {reset!r} in metadata")
+        alpha_v = None
+        if kind == "CubaLIF":
+            tau_syn = arr("tau_syn")
+            unit("w_in·dt/τ_syn", arr("w_in") * dt / tau_syn)
+            alpha_v = _decay_from(key, "α", 1.0 - dt / tau_syn, meta.get("alpha"))
+        if weight_node is None:
+            if kind == "CubaLIF":
+                return CubaLIF(alpha_v, beta_v, threshold, reset)
+            return LIF(beta_v, threshold, reset)
+        weight = _finite_array(key, "recurrent weight", weight_node.weight, 2)
+        size = int(beta.size)
+        if weight.shape != (size, size) or beta.ndim != 1:
+            raise ExportError(
+                f"NIR node '{key}': recurrent weight of shape {weight.shape} for {tuple(beta.shape)} neurons"
+            )
+        bias = getattr(weight_node, "bias", None)
+        if bias is not None:
+            bias = _bias(key, bias, size)
+        if kind == "CubaLIF":
+            layer = RCubaLIF(size, alpha_v, beta_v, threshold, reset, bias=bias is not None)
+        else:
+            layer = RLIF(size, beta_v, threshold, reset, bias=bias is not None)
+        with torch.no_grad():
+            layer.recurrent.weight.copy_(torch.as_tensor(weight))
+            if bias is not None:
+                layer.recurrent.bias.copy_(torch.as_tensor(bias))
+        return layer
+    except ExportError:
+        raise
     except ValueError as exc:
         raise ExportError(f"NIR node '{key}': {exc}") from exc
 

@@ -92,8 +92,8 @@ def test_foreign_and_corrupt_nir_files(tmp_path):
         export.from_nir(tmp_path / "missing.nir")
     # a graph spikelfp cannot run: a LIF with per-neuron decays, and a branching graph
     g = export.to_nir(dense())
-    g.nodes["1"].tau[0] *= 2
-    with pytest.raises(export.ExportError, match="tau differs between neurons"):
+    g.nodes["1"].v_threshold[0] *= 2
+    with pytest.raises(export.ExportError, match="v_threshold differs between neurons"):
         export.from_nir(g)
     g = export.to_nir(dense())
     g.edges.append(("0", "3"))
@@ -103,7 +103,7 @@ def test_foreign_and_corrupt_nir_files(tmp_path):
     g.nodes["1"] = nir.CubaLIF(
         tau_syn=np.ones(20), tau_mem=np.ones(20), r=np.ones(20), v_leak=np.zeros(20), v_threshold=np.ones(20)
     )
-    with pytest.raises(export.ExportError, match="type CubaLIF cannot run in spikelfp"):
+    with pytest.raises(export.ExportError, match=r"node '1': input gain r·dt/τ = 0.0001; spikelfp needs 1"):
         export.from_nir(g)
 
 
@@ -122,17 +122,6 @@ def test_snntorch_imports_zero_reset_model_with_identical_spikes():
     got = torch.stack([s[0] if isinstance(s, tuple) else s for s in steps])  # (spikes, membrane) per step
     assert torch.equal(got, want)
     assert isinstance(next(m for m in net.modules() if isinstance(m, snn.Leaky)), snn.Leaky)
-
-
-def test_snntorch_importer_flatten_bug_is_documented():
-    """snnTorch's importer maps NIR Flatten(start_dim=0) (per-sample) to torch Flatten(0, -1), which
-    also flattens the batch; its own exporter subtracts the batch axis. Documented in the README."""
-    pytest.importorskip("snntorch", reason="snntorch is not installed")
-    from snntorch.import_nir import import_from_nir
-
-    net = import_from_nir(export.to_nir(dense("zero", flat=False)))
-    flatten = next(m for m in net.modules() if isinstance(m, nn.Flatten))
-    assert (flatten.start_dim, flatten.end_dim) == (0, -1)
 
 
 def test_norse_importer_ignores_r():

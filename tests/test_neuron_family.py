@@ -8,6 +8,7 @@ against torch autograd on an explicitly written forward.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from reference import linear_reference
@@ -468,11 +469,14 @@ def test_bad_input_is_refused_by_name():
         _ = sl.LIF(0.9, learn_beta=True).params
 
 
-def test_export_refuses_per_neuron_beta():
+def test_export_writes_per_neuron_beta():
+    """NIR parameters are per-neuron arrays: a per-neuron β is a per-neuron τ (round trips are in
+    tests/test_nir_family.py)."""
     pytest.importorskip("nir")
-    net = nn.Sequential(nn.Linear(3, 4), sl.LIF(torch.rand(4)))
-    with pytest.raises(sl.export.ExportError, match="per-neuron or learnable beta"):
-        sl.export.to_nir(net, input_shape=(3,))
+    beta = torch.rand(4) * 0.9 + 0.05
+    net = nn.Sequential(nn.Linear(3, 4), sl.LIF(beta))
+    tau = sl.export.to_nir(net, input_shape=(3,), dt=1e-3).nodes["1"].tau
+    np.testing.assert_allclose(tau, 1e-3 / (1 - beta.double().numpy()), rtol=1e-12)
 
 
 def test_composites_map_the_family_to_the_temporal_rule():
