@@ -70,8 +70,10 @@ class Config:
     steps: int = 25
     beta: float = 0.9
     threshold: float = 1.0
-    reset: str = "subtract"
-    encoding: str = "constant"  # constant | rate | latency
+    reset: str = "subtract"  # subtract | zero | none
+    neuron: str = "lif"  # lif | cuba (spiking models)
+    alpha: float = 0.8  # synaptic decay of cuba neurons
+    encoding: str = "constant"  # constant | rate | latency | rows (one image row per step; T = height)
     gain: float = 1.0
     limit_train: int | None = None
     limit_test: int | None = None
@@ -104,8 +106,12 @@ class Config:
                 setattr(c, key, value)
         if c.normalize not in ("none", "max", "max-batch"):
             raise ValueError(f"normalize must be 'max', 'max-batch' or 'none', got {c.normalize!r}")
-        if c.encoding not in ("constant", "rate", "latency"):
-            raise ValueError(f"encoding must be constant, rate or latency, got {c.encoding!r}")
+        if c.encoding not in ("constant", "rate", "latency", "rows"):
+            raise ValueError(f"encoding must be constant, rate, latency or rows, got {c.encoding!r}")
+        if c.encoding == "rows" and c.model not in ("snn-mlp", "snn-rmlp"):
+            raise ValueError(f"encoding 'rows' (one image row per step) needs snn-mlp or snn-rmlp, not {c.model!r}")
+        if spiking and c.neuron not in models.NEURONS:
+            raise ValueError(f"neuron must be one of {', '.join(models.NEURONS)}, got {c.neuron!r}")
         if c.epochs < 0 or c.batch_size < 1 or c.steps < 1:
             raise ValueError("epochs must be >= 0, batch_size and steps >= 1")
         if not (isinstance(c.lr, (int, float)) and c.lr > 0 and math.isfinite(c.lr)):
@@ -208,7 +214,18 @@ class Trainer:
         self.test_set = test_set.subset(c.limit_test)
         channels, size, _ = self.train_set.sample_shape
         if model is None:
-            model = models.build(c.model, channels, size, 10, beta=c.beta, threshold=c.threshold, reset=c.reset)
+            model = models.build(
+                c.model,
+                channels,
+                size,
+                10,
+                beta=c.beta,
+                threshold=c.threshold,
+                reset=c.reset,
+                neuron=c.neuron,
+                alpha=c.alpha,
+                encoding=c.encoding,
+            )
         self.model = model
         self.net: nn.Module = model  # what is called: the model, or its DistributedDataParallel wrapper
         self._reduction = None  # DDP's all-reduce mode for summed LFP updates (see distributed.sum_updates)
@@ -252,6 +269,8 @@ class Trainer:
             return encode.constant(x, c.steps)
         if c.encoding == "rate":
             return encode.rate(x, c.steps, c.gain, generator=generator)
+        if c.encoding == "rows":
+            return encode.rows(x)
         return encode.latency(x.clamp(0, 1), c.steps)
 
     @staticmethod
