@@ -23,16 +23,22 @@ from . import (
     train,
 )
 from .engine import LFP, NonFiniteError
-from .neurons import LIF, LIFParameters, LIFState
+from .neurons import LI, LIF, RLIF, CubaLIF, CubaLIFState, LIFParameters, LIFState, LIState, RCubaLIF
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LFP",
+    "LI",
     "LIF",
+    "RLIF",
+    "CubaLIF",
+    "CubaLIFState",
     "LIFParameters",
     "LIFState",
+    "LIState",
     "NonFiniteError",
+    "RCubaLIF",
     "analysis",
     "clip",
     "composites",

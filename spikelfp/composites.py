@@ -13,6 +13,7 @@ AvgPool1d/2d/3d, AdaptiveAvgPool1d/2d/3d, ``sl.nn.Add``     :class:`~spikelfp.ru
 MaxPool1d/2d/3d, AdaptiveMaxPool1d/2d/3d                    :class:`~spikelfp.rules.WinnerTakesAll`
 Flatten, Unflatten, Identity                                :class:`~spikelfp.rules.Reshape`
 ``sl.LIF``, ``snntorch.Leaky``, norse ``LIFBoxCell``        :class:`~spikelfp.rules.MembraneSplit`
+``sl.CubaLIF``, ``sl.RLIF``, ``sl.RCubaLIF``, ``sl.LI``     :class:`~spikelfp.rules.MembraneSplit` (LFP-SPEC §9)
 ==========================================================  ==============================
 
 Named presets (:func:`get`), as in the paper (A.6.2):
@@ -24,11 +25,13 @@ Named presets (:func:`get`), as in the paper (A.6.2):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import nn
 
 from . import rules
+from .interop import adapter_for
 from .rules import Rule
 
 __all__ = ["DEFAULTS", "PRESETS", "Composite", "LayerMap", "Mixed", "NameMap", "get", "resolve"]
@@ -36,6 +39,15 @@ __all__ = ["DEFAULTS", "PRESETS", "Composite", "LayerMap", "Mixed", "NameMap", "
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _DENSE = (nn.Linear,)
 _LINEAR_LIKE = _DENSE + _CONV
+
+
+#: ``LFP(model, composite, **kwargs)``, set by :func:`_bind_engine` when spikelfp.engine is imported
+_ENGINE: Callable[..., Any] | None = None
+
+
+def _bind_engine(factory: Callable[..., Any]) -> None:
+    global _ENGINE
+    _ENGINE = factory
 
 
 class Composite:
@@ -46,10 +58,14 @@ class Composite:
         raise NotImplementedError
 
     def context(self, model: nn.Module, **kwargs):
-        """``with composite.context(model) as lfp:`` attaches LFP with this composite."""
-        from .engine import LFP
+        """``with composite.context(model) as lfp:`` attaches LFP with this composite.
 
-        return LFP(model, self, **kwargs)
+        The engine registers itself as the factory when imported (``spikelfp.engine``), so this module
+        never imports the engine, which sits above it.
+        """
+        if _ENGINE is None:
+            raise RuntimeError("Composite.context needs the engine: import spikelfp (or spikelfp.engine) first")
+        return _ENGINE(model, self, **kwargs)
 
 
 class LayerMap(Composite):
@@ -120,7 +136,7 @@ class Mixed(Composite):
 
 
 def _default_map() -> LayerMap:
-    from .neurons import LIF
+    from .neurons import FamilyNeuron
     from .nn import Add, Heaviside
 
     elementwise = (
@@ -151,7 +167,7 @@ def _default_map() -> LayerMap:
             (sums, rules.EpsilonSum()),
             (maxes, rules.WinnerTakesAll()),
             ((nn.Flatten, nn.Unflatten, nn.Identity), rules.Reshape()),
-            (LIF, rules.MembraneSplit()),
+            (FamilyNeuron, rules.MembraneSplit()),  # LIF, CubaLIF, RLIF, RCubaLIF, LI
         ]
     )
 
@@ -167,8 +183,6 @@ class _Defaults(Composite):
             self._map = _default_map()
         rule = self._map.rule_for(name, module)
         if rule is None:
-            from .interop import adapter_for
-
             if adapter_for(module) is not None:  # snnTorch's and norse's neurons
                 rule = rules.MembraneSplit()
         return rule

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .clip import max_normalize
-from .composites import DEFAULTS, Composite, resolve
+from .composites import DEFAULTS, Composite, _bind_engine, resolve
 
 __all__ = ["LFP", "NonFiniteError", "Run"]
 
@@ -51,6 +51,9 @@ class Run:
         self.layout: tuple[int, int] | None = None
         self._spikes: dict[int, tuple[weakref.ref, Tensor]] = {}
         self._rates: dict[str, list[Tensor]] = {}
+        #: the rule attached to each module, by ``id(module)``, while attached (a recurrent neuron reads
+        #: the rule of its recurrent layer here)
+        self.module_rules: dict[int, Any] = {}
 
     # ---- spikes: stored compactly for the backward pass -----------------------------------------
     def register_spikes(self, spikes: Tensor, compact: Tensor) -> None:
@@ -223,6 +226,7 @@ class LFP:
                     rule = self._rule_for(name, module)
                     if rule is None:
                         continue
+                    self.run.module_rules[id(module)] = rule
                     methods = rule.patch(module, name, self.run)
                     saved = {attr: module.__dict__.get(attr, _MISSING) for attr in methods}
                     inplace = getattr(module, "inplace", None)
@@ -247,6 +251,7 @@ class LFP:
             self._restore()
 
     def _restore(self) -> None:
+        self.run.module_rules.clear()
         while self._patched:
             module, saved, inplace = self._patched.pop()
             for attr, old in saved.items():
@@ -326,3 +331,6 @@ class LFP:
 
     def __repr__(self) -> str:
         return f"LFP({type(self.model).__name__}, composite={self.composite!r}, normalize={self.normalize!r})"
+
+
+_bind_engine(LFP)  # lets Composite.context build an engine without composites importing this module

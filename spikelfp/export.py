@@ -144,6 +144,14 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().copy()
 
 
+def _exportable_lif(name: str, layer: LIF) -> None:
+    """Refuse, by name, the LIF options NIR's LIF/IF nodes cannot hold here (for now)."""
+    if isinstance(layer.beta, torch.Tensor):
+        raise ExportError(f"layer '{name}' (LIF): a per-neuron or learnable beta is not exported yet")
+    if layer.reset == "none":
+        raise ExportError(f"layer '{name}' (LIF): reset='none' has no NIR LIF/IF equivalent (they always reset)")
+
+
 def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float):
     if isinstance(layer, nn.Linear):
         if layer.bias is None:
@@ -180,6 +188,7 @@ def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float):
             raise ExportError(f"layer '{name}' (Flatten): flattening the time or batch axis does not export")
         return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end)
     if isinstance(layer, LIF):
+        _exportable_lif(name, layer)
         p = layer.params
         shape = tuple(in_shape)
         meta = {"reset": p.reset, "dt": dt, "beta": p.beta, "threshold": p.threshold, "node": "spikelfp.LIF"}
@@ -404,6 +413,7 @@ def describe(model: nn.Module) -> dict:
     if isinstance(model, nn.Flatten):
         return {"type": "Flatten", "start": model.start_dim, "end": model.end_dim}
     if isinstance(model, LIF):
+        _exportable_lif(type(model).__name__, model)
         return {"type": "LIF", "beta": model.beta, "threshold": model.threshold, "reset": model.reset}
     if isinstance(model, Heaviside):
         return {"type": "Heaviside", "threshold": model.threshold}

@@ -45,6 +45,7 @@ __all__ = [
     "WinnerTakesAll",
     "ZPlusZMinus",
     "Zero",
+    "register_adapter_finder",
     "safe_divide",
     "sign0",
     "stabilize",
@@ -460,6 +461,20 @@ class Reshape(Rule):
         return {}
 
 
+#: functions ``module -> adapter | None`` that give other libraries' neurons LFP methods; spikelfp.interop
+#: registers its finder when imported, so this module never imports the layers above it
+_ADAPTER_FINDERS: list[Callable[[nn.Module], Callable[..., dict[str, Callable[..., Any]]] | None]] = []
+
+
+def register_adapter_finder(finder: Callable[[nn.Module], Callable | None]) -> None:
+    """Let :class:`MembraneSplit` serve the neurons ``finder`` knows (``finder(module)`` → adapter or None).
+
+    An adapter is called as ``adapter(module, rule, name, run)`` and returns the methods to install.
+    """
+    if finder not in _ADAPTER_FINDERS:
+        _ADAPTER_FINDERS.append(finder)
+
+
 class MembraneSplit(Rule):
     """The temporal rule at spiking neurons (LFP-SPEC §5): the z⁺z⁻ split over two contributions.
 
@@ -496,9 +511,7 @@ class MembraneSplit(Rule):
         lfp_methods = getattr(module, "lfp_methods", None)
         if lfp_methods is not None:
             return lfp_methods(self, name, run)
-        from .interop import adapter_for
-
-        adapter = adapter_for(module)
+        adapter = next((a for a in (find(module) for find in _ADAPTER_FINDERS) if a is not None), None)
         if adapter is None:
             raise TypeError(
                 f"rule {self!r} cannot handle module '{name}' of type {type(module).__name__}; it serves "

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .neurons import LIF
+from .neurons import FamilyNeuron
 
 __all__ = ["FastSigmoid", "ce_count_loss", "use"]
 
@@ -47,15 +47,21 @@ def ce_count_loss(spikes: Tensor, target: Tensor, reduction: str = "mean") -> Te
     return F.cross_entropy(spikes.sum(dim=0), target, reduction=reduction)
 
 
+def _spiking(model: nn.Module) -> list[FamilyNeuron]:
+    """spikelfp's spiking neurons in ``model`` (the LI readout has no spike, hence no surrogate)."""
+    return [m for m in model.modules() if isinstance(m, FamilyNeuron) and m.spiking]
+
+
 @contextmanager
 def use(model: nn.Module, surrogate: FastSigmoid | None = None):
-    """Give every :class:`~spikelfp.LIF` in ``model`` a surrogate for the block, then restore it.
+    """Give every spiking neuron of spikelfp in ``model`` (LIF, CubaLIF, RLIF, RCubaLIF) a surrogate for
+    the block, then restore it.
 
     >>> with use(net, FastSigmoid(25)):
     ...     loss = ce_count_loss(net(x), y); loss.backward()
     """
     surrogate = FastSigmoid() if surrogate is None else surrogate
-    lifs = [m for m in model.modules() if isinstance(m, LIF)]
+    lifs = _spiking(model)
     saved = [m.surrogate for m in lifs]
     try:
         for m in lifs:
@@ -67,8 +73,7 @@ def use(model: nn.Module, surrogate: FastSigmoid | None = None):
 
 
 def set_surrogate(model: nn.Module, surrogate: FastSigmoid | None) -> nn.Module:
-    """Set (or with None, remove) the surrogate of every LIF in ``model``; returns ``model``."""
-    for m in model.modules():
-        if isinstance(m, LIF):
-            m.surrogate = surrogate
+    """Set (or with None, remove) the surrogate of every spiking neuron in ``model``; returns ``model``."""
+    for m in _spiking(model):
+        m.surrogate = surrogate
     return model

@@ -76,7 +76,7 @@ def test_multi_step_continues_from_state():
     [
         ({"beta": 0.0}, r"beta must lie in \(0, 1\]"),
         ({"beta": 1.5}, r"beta must lie in \(0, 1\]"),
-        ({"beta": 0.9, "reset": "none"}, "reset must be 'subtract' or 'zero'"),
+        ({"beta": 0.9, "reset": "hold"}, "reset must be 'subtract', 'zero' or 'none'"),
         ({"beta": 0.9, "threshold": float("nan")}, "threshold must be finite"),
     ],
 )

@@ -12,7 +12,8 @@ Dynamics (A.14, A.15; LFP-SPEC §5), with decay ``β ∈ (0, 1]`` and threshold 
     S[t] = H(U[t] - \\theta) = [U[t] > \\theta]
 
 The reset uses the previous step's spike, as snnTorch's ``Leaky(reset_delay=True)`` does, and the
-state starts at ``U[-1] = 0, S[-1] = 0``.
+state starts at ``U[-1] = 0, S[-1] = 0``; ``reset="none"`` drops the reset term. ``β`` may be one float,
+a per-neuron tensor, or learnable (``learn_beta=True``: ``Δβ = Σ_{t,b} r_carry[t−1]``, LFP-SPEC §9).
 
 Under LFP the spikes pass feedback through the Heaviside unchanged and the membrane splits it
 between the input current and the carried membrane (:class:`spikelfp.rules.MembraneSplit`). Without
@@ -23,16 +24,17 @@ or a surrogate's if one is set (:mod:`spikelfp.surrogate`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .rules import RuleFunction, Site, safe_divide
+from ..rules import RuleFunction, Site, safe_divide
+from .core import FamilyNeuron, FamilyState, Surrogate, check_reset, check_threshold, check_time_first, decay
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import Run
-    from .rules import MembraneSplit
+    from ..engine import Run
+    from ..rules import MembraneSplit
 
 __all__ = ["LIF", "LIFParameters", "LIFState", "Surrogate", "lif_feed_forward", "lif_step"]
 
@@ -58,7 +60,7 @@ class LIFParameters:
 
     beta: float
     threshold: float = 1.0
-    reset: Literal["subtract", "zero"] = "subtract"
+    reset: Literal["subtract", "zero", "none"] = "subtract"
 
     def __post_init__(self) -> None:
         beta = self.beta
@@ -69,19 +71,13 @@ class LIFParameters:
             object.__setattr__(self, "beta", beta)
         if not (isinstance(beta, (int, float)) and 0.0 < beta <= 1.0):
             raise ValueError(f"beta must lie in (0, 1], got {beta!r}")
-        if self.reset not in ("subtract", "zero"):
-            raise ValueError(f"reset must be 'subtract' or 'zero', got {self.reset!r}")
+        if self.reset not in ("subtract", "zero", "none"):
+            raise ValueError(f"reset must be 'subtract', 'zero' or 'none', got {self.reset!r}")
         threshold = float(self.threshold)
         if threshold != threshold or abs(threshold) == float("inf"):
             raise ValueError(f"threshold must be finite, got {self.threshold!r}")
         object.__setattr__(self, "beta", float(beta))
         object.__setattr__(self, "threshold", threshold)
-
-
-class Surrogate(Protocol):
-    """What the LIF needs of a surrogate: the derivative of the spike w.r.t. ``U − θ``."""
-
-    def derivative(self, x: Tensor) -> Tensor: ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -299,7 +295,7 @@ class _StepLFP(RuleFunction):
 # --------------------------------------------------------------------------------------------------
 # the module
 # --------------------------------------------------------------------------------------------------
-class LIF(nn.Module):
+class LIF(FamilyNeuron):
     """Leaky integrate-and-fire neurons over time-first input (see the module docstring).
 
     ``lif(x)`` runs all steps of ``x`` with shape ``(T, B, …)`` (dense or convolutional features) and
@@ -309,54 +305,64 @@ class LIF(nn.Module):
     Parameters
     ----------
     beta
-        Membrane decay ``β ∈ (0, 1]``.
+        Membrane decay: a float in ``(0, 1]``, or a per-neuron tensor in ``[0, 1]`` broadcasting over the
+        feature dimensions (e.g. ``(C, 1, 1)`` for conv features).
     threshold
-        Firing threshold ``θ`` (strict ``U > θ``).
+        Firing threshold ``θ`` (strict ``U > θ``); fixed (a learnable threshold has no LFP update).
     reset
-        ``"subtract"`` (``U −= θ`` after a spike) or ``"zero"``.
+        ``"subtract"`` (``U −= θ`` after a spike), ``"zero"`` or ``"none"``.
     surrogate
         Without LFP: None for the Heaviside's true derivative (zero), or a surrogate such as
         :class:`spikelfp.surrogate.FastSigmoid` for BPTT baselines. LFP ignores it.
-    """
+    learn_beta
+        Make ``beta`` an ``nn.Parameter`` named ``beta`` (clamped to ``[0, 1]`` in the forward), updated
+        under LFP by ``Δβ = Σ_{t,b} r_carry[t−1]`` (LFP-SPEC §9), summed to ``β``'s shape.
 
-    is_spiking = True
+    A fixed scalar ``β`` runs the dedicated LIF Functions below (the membranes recomputed in the LFP
+    backward); a per-neuron or learnable ``β`` runs the family's shared core
+    (:mod:`spikelfp.neurons.core`), with the same dynamics and split.
+    """
 
     def __init__(
         self,
-        beta: float,
+        beta: float | Tensor,
         threshold: float = 1.0,
-        reset: Literal["subtract", "zero"] = "subtract",
+        reset: Literal["subtract", "zero", "none"] = "subtract",
         surrogate: Surrogate | None = None,
+        learn_beta: bool = False,
     ) -> None:
         super().__init__()
-        self.params = LIFParameters(beta, threshold, reset)
+        if not learn_beta and (not isinstance(beta, Tensor) or beta.numel() == 1):
+            self.beta = LIFParameters(beta, threshold, reset).beta  # validated: a float in (0, 1]
+        else:
+            decay(self, "beta", beta, learn_beta)
+        self.threshold = check_threshold(threshold)
+        self.reset = check_reset(reset)
         self.surrogate = surrogate
 
     @property
-    def beta(self) -> float:
-        return self.params.beta
+    def _fast(self) -> bool:
+        return not isinstance(self.beta, Tensor)
 
     @property
-    def threshold(self) -> float:
-        return self.params.threshold
+    def params(self) -> LIFParameters:
+        """``LIFParameters(β, θ, reset)`` of a LIF with one fixed ``β``."""
+        if not self._fast:
+            raise TypeError("this LIF has a per-neuron or learnable beta; LIFParameters holds one fixed beta")
+        return LIFParameters(self.beta, self.threshold, self.reset)
 
-    @property
-    def reset(self) -> str:
-        return self.params.reset
+    def _unpack(self, state: Any) -> FamilyState | None:
+        if state is None:
+            return None
+        v, s = state if isinstance(state, LIFState) else LIFState(*state)
+        return FamilyState(None, v, s)
 
-    def extra_repr(self) -> str:
-        s = f"beta={self.beta}, threshold={self.threshold}, reset={self.reset!r}"
-        return s + (f", surrogate={self.surrogate!r}" if self.surrogate is not None else "")
+    def _pack(self, state: FamilyState) -> LIFState:
+        return LIFState(state.v, state.s)
 
     @staticmethod
     def _check_time_first(x: Tensor) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"LIF expects a tensor, got {type(x).__name__}")
-        if x.dim() < 3:
-            raise ValueError(
-                f"LIF expects time-first input (T, B, ...) with at least 3 dimensions, got shape "
-                f"{tuple(x.shape)}; use LIF.step() for a single step"
-            )
+        check_time_first(x, "LIF")
 
     @staticmethod
     def _state_args(state: LIFState | None):
@@ -368,12 +374,16 @@ class LIF(nn.Module):
 
     def forward(self, x: Tensor, state: LIFState | None = None) -> Tensor:
         """Spikes ``(T, B, …)`` for input currents ``(T, B, …)``, from ``state`` (default: rest)."""
+        if not self._fast:
+            return super().forward(x, state)
         self._check_time_first(x)
         v0, s0 = self._state_args(state)
         return _MultiStep.apply(x, v0, s0, self.params, self.surrogate)
 
     def step(self, x: Tensor, state: LIFState | None = None) -> tuple[Tensor, LIFState]:
         """One step: ``(S[t], LIFState(U[t], S[t]))`` for the current ``I[t]`` of shape ``(B, …)``."""
+        if not self._fast:
+            return super().step(x, state)
         v, s = self._state_args(state)
         spikes, u = _Step.apply(x, v, s, self.params, self.surrogate)
         return spikes, LIFState(u, spikes)
@@ -381,6 +391,8 @@ class LIF(nn.Module):
     # ---- LFP ----------------------------------------------------------------------------------------
     def lfp_methods(self, rule: MembraneSplit, name: str, run: Run):
         """The forward and step methods the engine installs while LFP is attached."""
+        if not self._fast:
+            return super().lfp_methods(rule, name, run)
         module = self
 
         def forward(x: Tensor, state: LIFState | None = None) -> Tensor:

@@ -1,0 +1,60 @@
+"""LFP on other libraries' neurons: snnTorch's ``Leaky`` and norse's ``LIFBoxCell``, trained as they are.
+
+While LFP is attached, these modules run through spikelfp's own step Function
+(:class:`~spikelfp.rules.MembraneSplit`), with their own call signatures and state conventions, so
+a user's snnTorch-style step loop trains by LFP unchanged. The equivalences (checked in the tests):
+
+- ``snntorch.Leaky(beta, threshold, reset_mechanism="subtract" | "zero", reset_delay=True)`` is
+  ``spikelfp.LIF(beta, threshold, reset)`` step by step; snnTorch's ``mem`` is spikelfp's ``U[t]`` and
+  its reset uses ``H(mem[t−1] − θ)``, i.e. ``S[t−1]``. Both ``init_hidden`` modes are supported.
+- norse's ``LIFBoxCell`` with ``v_leak = 0`` and reset to ``v_reset = 0`` integrates
+  ``v ← (1 − g)·v + g·i`` with ``g = dt·τ_mem⁻¹``, spikes on ``v > v_th`` and resets to zero: spikelfp's
+  zero-reset LIF with ``β = 1 − g`` on the input ``g·i``. The gain is a single-input scaling, so the
+  feedback passes it unchanged; norse's state ``v`` is the post-reset membrane ``(1 − z)·U``.
+
+Unsupported options (learnable β or θ, per-neuron parameters, ``reset_delay=False``, graded
+spikes, inhibition, state quantisation, norse's subtractive reset or non-zero leak/reset) are
+errors that name the module. norse 1.1 has no multi-step ``LIFBox`` module; its cell is what runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from torch import nn
+
+from ..rules import register_adapter_finder
+from .norse import lif_box_cell
+from .snntorch import leaky
+
+__all__ = ["adapter_for"]
+
+
+# (module that defines the class, class name, adapter). A model holding one of these neurons has
+# imported its library already, so the lookup reads sys.modules and never imports anything itself.
+_KNOWN = (
+    ("snntorch._neurons.leaky", "Leaky", leaky),
+    ("norse.torch.module.lif_box", "LIFBoxCell", lif_box_cell),
+)
+
+
+def _entries() -> list[tuple[type, Callable]]:
+    entries = []
+    for module_name, class_name, adapter in _KNOWN:
+        module = sys.modules.get(module_name)
+        cls = getattr(module, class_name, None) if module is not None else None
+        if isinstance(cls, type):
+            entries.append((cls, adapter))
+    return entries
+
+
+def adapter_for(module: nn.Module) -> Callable | None:
+    """The adapter that gives ``module`` LFP methods, or None."""
+    for cls, adapter in _entries():
+        if isinstance(module, cls):
+            return adapter
+    return None
+
+
+register_adapter_finder(adapter_for)
