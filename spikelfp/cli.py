@@ -111,8 +111,15 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=_COUNT, default=25, help="time steps T")
     g.add_argument("--beta", type=_number(float, 0, 1), default=0.9, help="membrane decay β")
     g.add_argument("--threshold", type=_POSITIVE, default=1.0)
-    g.add_argument("--reset", default="subtract", choices=["subtract", "zero"])
-    g.add_argument("--encoding", default="constant", choices=["constant", "rate", "latency"])
+    g.add_argument("--reset", default="subtract", choices=["subtract", "zero", "none"])
+    g.add_argument("--neuron", default="lif", choices=["lif", "cuba"], help="LIF or current-based CubaLIF neurons")
+    g.add_argument("--alpha", type=_number(float, 0, 1), default=0.8, help="synaptic-current decay α (--neuron cuba)")
+    g.add_argument(
+        "--encoding",
+        default="constant",
+        choices=["constant", "rate", "latency", "rows"],
+        help="rows: one image row per step (sequential MNIST, T = image height; --steps is ignored)",
+    )
     g.add_argument("--gain", type=_POSITIVE, default=1.0, help="rate-encoding gain")
     g = p.add_argument_group("run")
     g.add_argument("--limit-train", type=_COUNT, default=None, help="use the first N training images")
@@ -254,7 +261,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         say(
             f"training {c.model} on {c.dataset} ({trainer.device}) with {c.method} ({c.optimizer}, lr {c.lr}, "
             f"batch {c.batch_size}"
-            + (f", T={c.steps}, beta={c.beta}, {c.encoding} encoding" if trainer.spiking else "")
+            + (
+                f", {c.neuron} neurons, T={'rows' if c.encoding == 'rows' else c.steps}, beta={c.beta}, "
+                f"{c.encoding} encoding"
+                if trainer.spiking
+                else ""
+            )
             + f") for {c.epochs} epoch(s)"
             + (f" on {world} processes" if world > 1 else "")
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["constant", "latency", "rate"]
+__all__ = ["constant", "latency", "rate", "rows"]
 
 
 def _check_steps(steps: int) -> int:
@@ -52,3 +52,15 @@ def latency(x: Tensor, steps: int, threshold: float = 0.01, clip: bool = True) -
     if clip:
         out = out * (x >= threshold).to(x.dtype)
     return out
+
+
+def rows(x: Tensor) -> Tensor:
+    """Sequential reading, one image row per step: ``(B, C, H, W)`` to ``(H, B, C·W)``.
+
+    Row-by-row sequential MNIST is 28 steps of 28 pixels. Unlike :func:`constant`, the steps differ,
+    so a network has to remember earlier rows to classify: the task for recurrent neurons
+    (:class:`spikelfp.RLIF`) and synaptic currents (:class:`spikelfp.CubaLIF`).
+    """
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        raise ValueError(f"rows encoding needs images (B, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+    return x.permute(2, 0, 1, 3).flatten(2)

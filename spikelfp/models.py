@@ -3,7 +3,9 @@
 Non-spiking: :func:`mlp` (512-256-128-10, dropout 0.5), :func:`lenet` (2×conv16 k5, 120-84-10),
 :func:`vgg16` (no BatchNorm; torchvision's module names, so its state dicts load) and
 :func:`deep_mlp` (A.3/A.4). Spiking, time-first ``(T, B, …)``: :func:`spiking_mlp`
-(784-1000-1000-10) and :func:`spiking_lenet` (12C5-MP2-64C5-MP2-FC1024-FC10), LIF after every layer.
+(784-1000-1000-10) and :func:`spiking_lenet` (12C5-MP2-64C5-MP2-FC1024-FC10), LIF after every layer
+(or CubaLIF, ``neuron="cuba"``), and :func:`recurrent_mlp` (recurrent hidden layers, for sequences such
+as row-by-row MNIST).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 
 from torch import nn
 
-from .neurons import LIF, FamilyNeuron
+from .neurons import LIF, RLIF, CubaLIF, FamilyNeuron, RCubaLIF
 from .nn import SpikingSequential, TimeDistributed
 
 __all__ = [
+    "NEURONS",
     "REGISTRY",
     "apply_neuron_settings",
     "build",
@@ -27,12 +30,34 @@ __all__ = [
     "lenet",
     "mlp",
     "neuron_settings",
+    "recurrent_mlp",
     "spiking_lenet",
     "spiking_mlp",
     "spiking_modules",
     "time_loop",
     "vgg16",
 ]
+
+#: the spiking neurons a model can be built with (``--neuron``)
+NEURONS = ("lif", "cuba")
+
+
+def _neuron(kind: str, beta: float, threshold: float, reset: str, alpha: float) -> nn.Module:
+    """A feed-forward spiking neuron layer: ``"lif"`` (:class:`LIF`) or ``"cuba"`` (:class:`CubaLIF`)."""
+    if kind == "lif":
+        return LIF(beta, threshold, reset)
+    if kind == "cuba":
+        return CubaLIF(alpha, beta, threshold, reset)
+    raise ValueError(f"unknown neuron {kind!r}; known neurons: {', '.join(NEURONS)}")
+
+
+def _recurrent_neuron(kind: str, size: int, beta: float, threshold: float, reset: str, alpha: float) -> nn.Module:
+    """A recurrent spiking layer: ``"lif"`` (:class:`RLIF`) or ``"cuba"`` (:class:`RCubaLIF`)."""
+    if kind == "lif":
+        return RLIF(size, beta, threshold, reset)
+    if kind == "cuba":
+        return RCubaLIF(size, alpha, beta, threshold, reset)
+    raise ValueError(f"unknown neuron {kind!r}; known neurons: {', '.join(NEURONS)}")
 
 
 def _conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -147,16 +172,46 @@ def spiking_mlp(
     threshold: float = 1.0,
     reset: str = "subtract",
     input_shape: Sequence[int] = (1, 28, 28),
+    neuron: str = "lif",
+    alpha: float = 0.8,
 ) -> SpikingSequential:
-    """The paper's spiking MLP (A.6.3): 784-1000-1000-10 with a LIF after every dense layer.
+    """The paper's spiking MLP (A.6.3): 784-1000-1000-10 with a spiking layer after every dense layer.
 
     Takes time-first input ``(T, B, *input_shape)`` and returns output spikes ``(T, B, classes)``.
+    ``neuron="cuba"`` builds it from current-based :class:`~spikelfp.CubaLIF` neurons (synaptic
+    decay ``alpha``) instead of :class:`~spikelfp.LIF`.
     """
     layers: list[nn.Module] = [nn.Flatten(2)]
     width = in_features
     for h in (*hidden, num_classes):
-        layers += [nn.Linear(width, h), LIF(beta, threshold, reset)]
+        layers += [nn.Linear(width, h), _neuron(neuron, beta, threshold, reset, alpha)]
         width = h
+    return SpikingSequential(*layers, input_shape=tuple(input_shape))
+
+
+def recurrent_mlp(
+    in_features: int = 784,
+    num_classes: int = 10,
+    hidden: Sequence[int] = (256,),
+    beta: float = 0.9,
+    threshold: float = 1.0,
+    reset: str = "subtract",
+    input_shape: Sequence[int] = (1, 28, 28),
+    neuron: str = "lif",
+    alpha: float = 0.8,
+) -> SpikingSequential:
+    """A recurrent spiking MLP: every hidden layer is recurrent (:class:`~spikelfp.RLIF`, or
+    :class:`~spikelfp.RCubaLIF` with ``neuron="cuba"``), the output layer feed-forward.
+
+    Made for inputs whose steps differ, e.g. row-by-row sequential MNIST (``encoding="rows"``:
+    28 steps of 28 pixels, ``input_shape=(28,)``), where the answer needs memory across steps.
+    """
+    layers: list[nn.Module] = [nn.Flatten(2)]
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), _recurrent_neuron(neuron, h, beta, threshold, reset, alpha)]
+        width = h
+    layers += [nn.Linear(width, num_classes), _neuron(neuron, beta, threshold, reset, alpha)]
     return SpikingSequential(*layers, input_shape=tuple(input_shape))
 
 
@@ -167,23 +222,40 @@ def spiking_lenet(
     beta: float = 0.9,
     threshold: float = 1.0,
     reset: str = "subtract",
+    neuron: str = "lif",
+    alpha: float = 0.8,
 ) -> SpikingSequential:
-    """The paper's spiking LeNet (A.6.3): 12C5-MP2-LIF-64C5-MP2-LIF-FC1024-LIF-FC10-LIF."""
+    """The paper's spiking LeNet (A.6.3): 12C5-MP2-LIF-64C5-MP2-LIF-FC1024-LIF-FC10-LIF.
+
+    ``neuron="cuba"`` puts :class:`~spikelfp.CubaLIF` neurons (synaptic decay ``alpha``) in every LIF's place.
+    """
     size = _conv_out(_conv_out(input_size, 5) // 2, 5) // 2
     if size < 1:
         raise ValueError(f"input_size {input_size} is too small for LeNet (needs at least 16)")
     return SpikingSequential(
         TimeDistributed(nn.Conv2d(in_channels, 12, 5), nn.MaxPool2d(2)),
-        LIF(beta, threshold, reset),
+        _neuron(neuron, beta, threshold, reset, alpha),
         TimeDistributed(nn.Conv2d(12, 64, 5), nn.MaxPool2d(2)),
-        LIF(beta, threshold, reset),
+        _neuron(neuron, beta, threshold, reset, alpha),
         nn.Flatten(2),
         nn.Linear(64 * size * size, 1024),
-        LIF(beta, threshold, reset),
+        _neuron(neuron, beta, threshold, reset, alpha),
         nn.Linear(1024, num_classes),
-        LIF(beta, threshold, reset),
+        _neuron(neuron, beta, threshold, reset, alpha),
         input_shape=(in_channels, input_size, input_size),
     )
+
+
+def _spiking_options(o: dict) -> dict:
+    keys = ("beta", "threshold", "reset", "neuron", "alpha")
+    return {k: o[k] for k in keys if o.get(k) is not None}
+
+
+def _rows(c: int, s: int, o: dict) -> tuple[int, tuple[int, ...]]:
+    """``(in_features, input_shape)`` of one step: a whole image, or one row with ``encoding="rows"``."""
+    if o.get("encoding") == "rows":
+        return c * s, (c * s,)
+    return c * s * s, (c, s, s)
 
 
 #: model name → builder taking (in_channels, input_size, num_classes, **options)
@@ -192,16 +264,12 @@ REGISTRY = {
     "lenet": lambda c, s, k, **o: lenet(c, k, s),
     "vgg16": lambda c, s, k, **o: vgg16(k, s, c, width=o.get("width", 4096)),
     "snn-mlp": lambda c, s, k, **o: spiking_mlp(
-        c * s * s,
-        k,
-        beta=o.get("beta", 0.9),
-        threshold=o.get("threshold", 1.0),
-        reset=o.get("reset", "subtract"),
-        input_shape=(c, s, s),
+        _rows(c, s, o)[0], k, input_shape=_rows(c, s, o)[1], **_spiking_options(o)
     ),
-    "snn-lenet": lambda c, s, k, **o: spiking_lenet(
-        c, k, s, beta=o.get("beta", 0.9), threshold=o.get("threshold", 1.0), reset=o.get("reset", "subtract")
+    "snn-rmlp": lambda c, s, k, **o: recurrent_mlp(
+        _rows(c, s, o)[0], k, input_shape=_rows(c, s, o)[1], **_spiking_options(o)
     ),
+    "snn-lenet": lambda c, s, k, **o: spiking_lenet(c, k, s, **_spiking_options(o)),
 }
 
 

@@ -75,8 +75,10 @@ class Config:
     steps: int = 25
     beta: float = 0.9
     threshold: float = 1.0
-    reset: str = "subtract"
-    encoding: str = "constant"  # constant | rate | latency
+    reset: str = "subtract"  # subtract | zero | none
+    neuron: str = "lif"  # lif | cuba (spiking models)
+    alpha: float = 0.8  # synaptic decay of cuba neurons
+    encoding: str = "constant"  # constant | rate | latency | rows (one image row per step; T = height)
     gain: float = 1.0
     limit_train: int | None = None
     limit_test: int | None = None
@@ -113,8 +115,12 @@ class Config:
                 setattr(c, key, value)
         if c.normalize not in ("none", "max", "max-batch"):
             raise ValueError(f"normalize must be 'max', 'max-batch' or 'none', got {c.normalize!r}")
-        if c.encoding not in ("constant", "rate", "latency"):
-            raise ValueError(f"encoding must be constant, rate or latency, got {c.encoding!r}")
+        if c.encoding not in ("constant", "rate", "latency", "rows"):
+            raise ValueError(f"encoding must be constant, rate, latency or rows, got {c.encoding!r}")
+        if c.encoding == "rows" and c.model not in ("snn-mlp", "snn-rmlp"):
+            raise ValueError(f"encoding 'rows' (one image row per step) needs snn-mlp or snn-rmlp, not {c.model!r}")
+        if spiking and c.neuron not in models.NEURONS:
+            raise ValueError(f"neuron must be one of {', '.join(models.NEURONS)}, got {c.neuron!r}")
         if c.epochs < 0 or c.batch_size < 1 or c.steps < 1:
             raise ValueError("epochs must be >= 0, batch_size and steps >= 1")
         if not (isinstance(c.lr, (int, float)) and c.lr > 0 and math.isfinite(c.lr)):
@@ -154,8 +160,10 @@ def _check_ranges(c: Config) -> None:
         raise ValueError(f"beta must be in [0, 1], got {c.beta!r}")
     if c.clip is not None and not (_finite(c.clip) and c.clip >= 0):
         raise ValueError(f"clip must be a finite number >= 0, got {c.clip!r}")
-    if c.reset not in ("subtract", "zero"):
-        raise ValueError(f"reset must be 'subtract' or 'zero', got {c.reset!r}")
+    if c.reset not in ("subtract", "zero", "none"):
+        raise ValueError(f"reset must be 'subtract', 'zero' or 'none', got {c.reset!r}")
+    if not (_finite(c.alpha) and 0 <= c.alpha <= 1):
+        raise ValueError(f"alpha must be in [0, 1], got {c.alpha!r}")
     if c.reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', got {c.reduction!r}")
     if c.feedback not in FEEDBACKS:
@@ -419,7 +427,16 @@ class Trainer:
                 )
             channels, size, _ = self.input_shape
             model = models.build(
-                c.model, channels, size, self.num_classes, beta=c.beta, threshold=c.threshold, reset=c.reset
+                c.model,
+                channels,
+                size,
+                self.num_classes,
+                beta=c.beta,
+                threshold=c.threshold,
+                reset=c.reset,
+                neuron=c.neuron,
+                alpha=c.alpha,
+                encoding=c.encoding,
             )
         if time_loop not in ("auto", "model", "trainer"):
             raise ValueError(f"time_loop must be 'auto', 'model' or 'trainer', got {time_loop!r}")
@@ -504,6 +521,8 @@ class Trainer:
                     "divided by 255, float images are taken as they are; scale them to [0, 1] (and standardize=False)"
                 )
             return encode.rate(x, c.steps, c.gain, generator=generator)
+        if c.encoding == "rows":
+            return encode.rows(x)
         return encode.latency(x.clamp(0, 1), c.steps)
 
     @staticmethod
