@@ -979,7 +979,7 @@ def load_model(
         if c.get("model") not in models.REGISTRY:
             raise CheckpointError(f"{path} holds a user's own model ({c.get('model')!r}): pass model=")
         channels, size = int(shape[0]), int(shape[-1])
-        options = {k: c[k] for k in ("beta", "threshold", "reset") if k in c}
+        options = {k: c[k] for k in ("beta", "threshold", "reset", "neuron", "alpha", "encoding") if k in c}
         model = models.build(c["model"], channels, size, int(saved.get("num_classes") or 10), **options)
     try:
         model.load_state_dict(saved["model"])
