@@ -4,6 +4,7 @@
     python benchmarks/accuracy.py snn-mlp           # spiking MLP, Table 1 settings, 3 epochs
     python benchmarks/accuracy.py snn-lenet         # spiking LeNet, Table 1 settings, 3 epochs
     python benchmarks/accuracy.py nmnist            # spiking LeNet on the N-MNIST subset
+    python benchmarks/accuracy.py nmnist-cuba       # the same with CubaLIF neurons (LFP-SPEC §9)
     python benchmarks/accuracy.py <suite> --only <name> [--epochs N] [--limit-train N]
 
 Each run writes its folder under runs/bench/<suite>/<name>/ (metrics.jsonl, checkpoints) and the
@@ -55,6 +56,32 @@ SUITES: dict[str, dict[str, dict]] = {
         "surrogate": dict(
             model="snn-lenet",
             dataset="nmnist",
+            method="surrogate",
+            lr=1e-3,
+            beta=0.9,
+            steps=10,
+            epochs=15,
+            batch_size=32,
+        ),
+    },
+    # the same N-MNIST LeNet with current-based neurons (CubaLIF, α = 0.8) in every LIF's place (LFP-SPEC §9)
+    "nmnist-cuba": {
+        "lfp-epsilon": dict(
+            model="snn-lenet",
+            dataset="nmnist",
+            neuron="cuba",
+            alpha=0.8,
+            method="lfp-epsilon",
+            lr=1e-3,
+            steps=10,
+            epochs=15,
+            batch_size=32,
+        ),
+        "surrogate": dict(
+            model="snn-lenet",
+            dataset="nmnist",
+            neuron="cuba",
+            alpha=0.8,
             method="surrogate",
             lr=1e-3,
             beta=0.9,
