@@ -21,13 +21,11 @@ through the spikes that feed the recurrent layer), as snnTorch's ``RLeaky``/``RS
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor, nn
 
-from .core import FamilyNeuron, FamilyState, Reset, Surrogate, check_reset, check_threshold, decay
-from .cuba import CubaLIFState
-from .lif import LIFState
+from .core import FamilyNeuron, Reset, Surrogate, check_reset, check_threshold, decay
+from .cuba import CubaLIF
+from .lif import LIF
 
 __all__ = ["RLIF", "RCubaLIF"]
 
@@ -74,14 +72,9 @@ class RLIF(FamilyNeuron):
         self.reset = check_reset(reset)
         self.surrogate = surrogate
 
-    def _unpack(self, state: Any) -> FamilyState | None:
-        if state is None:
-            return None
-        v, s = state if isinstance(state, LIFState) else LIFState(*state)
-        return FamilyState(None, v, s)
-
-    def _pack(self, state: FamilyState) -> LIFState:
-        return LIFState(state.v, state.s)
+    # the state is LIF's: LIFState(v, s)
+    _unpack = LIF._unpack
+    _pack = LIF._pack
 
 
 class RCubaLIF(FamilyNeuron):
@@ -124,11 +117,6 @@ class RCubaLIF(FamilyNeuron):
         self.reset = check_reset(reset)
         self.surrogate = surrogate
 
-    def _unpack(self, state: Any) -> FamilyState | None:
-        if state is None:
-            return None
-        j, v, s = state if isinstance(state, CubaLIFState) else CubaLIFState(*state)
-        return FamilyState(j, v, s)
-
-    def _pack(self, state: FamilyState) -> CubaLIFState:
-        return CubaLIFState(state.j, state.v, state.s)
+    # the state is CubaLIF's: CubaLIFState(j, v, s)
+    _unpack = CubaLIF._unpack
+    _pack = CubaLIF._pack
