@@ -10,7 +10,7 @@ same network from the same initial weights:
 - ``surrogate``: BPTT with the fast-sigmoid(25) surrogate and cross-entropy on spike counts, Adam.
 
     python benchmarks/seq_mnist.py                                   # defaults below
-    python benchmarks/seq_mnist.py --neurons rlif cuba --epochs 3 --limit-train 60000
+    python benchmarks/seq_mnist.py --neurons rlif cuba --epochs 3 --limit-train 60000 --seeds 0 1 2
 
 Writes ``benchmarks/results/seq_mnist.json`` (one entry per neuron × method, merged with earlier runs).
 """
@@ -49,14 +49,14 @@ def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: 
     return correct / len(labels)
 
 
-def run(neuron: str, method: str, args, train, test) -> dict:
-    torch.manual_seed(args.seed)
+def run(neuron: str, method: str, seed: int, args, train, test) -> dict:
+    torch.manual_seed(seed)
     net = build(neuron, args.hidden, args.alpha, args.beta)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     feedback = sl.feedback.SpikeSequence()
     lfp = sl.LFP(net, method[4:], normalize="max-batch") if method.startswith("lfp-") else None
     x_train, y_train = train
-    generator = torch.Generator().manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(seed)
     accuracies, seconds, rates = [], [], {}
     for _ in range(args.epochs):
         started = time.time()
@@ -80,7 +80,7 @@ def run(neuron: str, method: str, args, train, test) -> dict:
         accuracies.append(round(evaluate(net, *test), 4))
         if lfp is not None:
             rates = {k: round(v, 4) for k, v in lfp.firing_rates().items()}
-        print(f"{neuron:6s} {method:18s} epoch {len(accuracies)}: {accuracies[-1]:.4f} ({seconds[-1]} s)", flush=True)
+        print(f"{neuron:6s} {method:18s} seed {seed} epoch {len(accuracies)}: {accuracies[-1]:.4f} ({seconds[-1]} s)")
     return {"test_accuracy": accuracies, "seconds_per_epoch": seconds, "firing_rates": rates}
 
 
@@ -96,7 +96,7 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=0.8)
     p.add_argument("--beta", type=float, default=0.9)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -106,12 +106,14 @@ def main() -> None:
     path = HERE / "results" / "seq_mnist.json"
     summary = json.loads(path.read_text()) if path.exists() else {"runs": {}}
     summary["machine"] = machine()
-    for neuron in args.neurons:
-        for method in args.methods:
-            result = run(neuron, method, args, train, test)
-            result["settings"] = {k: v for k, v in vars(args).items() if k not in ("neurons", "methods", "threads")}
-            summary["runs"][f"{neuron}/{method}"] = result
-            save("seq_mnist", summary)
+    skip = ("neurons", "methods", "threads", "seeds")
+    for seed in args.seeds:
+        for neuron in args.neurons:
+            for method in args.methods:
+                result = run(neuron, method, seed, args, train, test)
+                result["settings"] = {k: v for k, v in vars(args).items() if k not in skip} | {"seed": seed}
+                summary["runs"][f"{neuron}/{method}/n{len(train[1])}/seed{seed}"] = result
+                save("seq_mnist", summary)
 
 
 if __name__ == "__main__":
