@@ -8,6 +8,7 @@
 
 from . import (
     analysis,
+    binary,
     clip,
     composites,
     data,
@@ -34,6 +35,7 @@ __all__ = [
     "LIFState",
     "NonFiniteError",
     "analysis",
+    "binary",
     "clip",
     "composites",
     "data",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Add", "Heaviside", "SpikingSequential", "TimeDistributed"]
+from .binary import BinaryConv2d, BinaryLinear
+
+__all__ = ["Add", "BinaryConv2d", "BinaryLinear", "Heaviside", "SpikingSequential", "TimeDistributed"]
 
 
 class Add(nn.Module):
