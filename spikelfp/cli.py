@@ -29,6 +29,18 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10", "nmnist"])
     g.add_argument("--data-root", default=None, help="folder with the dataset's files")
     g.add_argument("--method", default="lfp-epsilon", choices=methods, help="LFP composite or gradient baseline")
+    g.add_argument(
+        "--weights",
+        default=None,
+        choices=["float", "binary", "ternary"],
+        help="train with float, binary or ternary weights (LFP-SPEC §10; default float, on --resume as saved)",
+    )
+    g.add_argument(
+        "--weight-magnitude",
+        default=None,
+        choices=["latent", "quantized"],
+        help="binary/ternary under LFP: the update's |w| from the latent weight (spec default) or from w_q",
+    )
     g = p.add_argument_group("optimisation (unset: the paper's setting for the model family)")
     g.add_argument("--optimizer", default=None, help="any torch.optim class (sgd, adam, adamw, ...)")
     g.add_argument("--lr", type=float, default=None)
@@ -100,13 +112,30 @@ def cmd_train(args: argparse.Namespace) -> int:
             torch.distributed.broadcast_object_list(shared, src=0)
             out = Path(shared[0])
     try:
-        trainer = Trainer(config, out, progress=not args.no_progress, rank=rank, world_size=world)
+        weights = _weights_of(args, out)
+        model = train_set = test_set = None
+        if weights["weights"] != "float":
+            model, train_set, test_set = _binary_model(config, weights)
+        trainer = Trainer(
+            config,
+            out,
+            model=model,
+            train_set=train_set,
+            test_set=test_set,
+            progress=not args.no_progress,
+            rank=rank,
+            world_size=world,
+        )
+        if weights["weights"] != "float" and rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / _WEIGHTS_FILE).write_text(json.dumps(weights) + "\n")
         if args.resume:
             trainer.load_checkpoint(args.resume)
             say(f"resuming {out} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
         c = trainer.config
         say(
             f"training {c.model} on {c.dataset} with {c.method} ({c.optimizer}, lr {c.lr}, batch {c.batch_size}"
+            + (f", {weights['weights']} weights" if weights["weights"] != "float" else "")
             + (f", T={c.steps}, beta={c.beta}, {c.encoding} encoding" if trainer.spiking else "")
             + f") for {c.epochs} epoch(s)"
             + (f" on {world} processes" if world > 1 else "")
@@ -134,6 +163,86 @@ def cmd_train(args: argparse.Namespace) -> int:
             for name, rate in metrics["firing_rates"].items():
                 say(f"  layer {name}: {rate:.4f}")
     say(f"run saved in {out}")
+    return 0
+
+
+_WEIGHTS_FILE = "weights.json"
+#: (channels, size) of one image of each data set, for rebuilding a run's model without its data
+_INPUTS = {"mnist": (1, 28), "fashion-mnist": (1, 28), "cifar10": (3, 32), "nmnist": (2, 34)}
+
+
+def _weights_of(args: argparse.Namespace, out: Path) -> dict:
+    """``{"weights", "magnitude"}`` of a new run (from the options) or of a resumed one (as saved)."""
+    saved_path = out / _WEIGHTS_FILE
+    if args.resume:
+        saved = json.loads(saved_path.read_text()) if saved_path.is_file() else {"weights": "float"}
+        for key, option in (("weights", args.weights), ("magnitude", args.weight_magnitude)):
+            if option is not None and option != saved.get(key, option):
+                raise ValueError(f"{out} was trained with {key} {saved.get(key)!r}, not {option!r}")
+        return saved
+    weights = args.weights or "float"
+    if weights == "float" and args.weight_magnitude is not None:
+        raise ValueError("--weight-magnitude applies to --weights binary or ternary")
+    return {"weights": weights, "magnitude": args.weight_magnitude or "latent"}
+
+
+def _binary_model(config, weights: dict):
+    """The run's model with binary/ternary layers, and its data sets (loaded here for the input shape)."""
+    import torch
+
+    from . import data, models
+    from .binary import convert
+
+    c = config.resolved()
+    train_set = data.load(c.dataset, train=True, root=c.data_root, steps=c.steps)
+    test_set = data.load(c.dataset, train=False, root=c.data_root, steps=c.steps)
+    channels, size, _ = train_set.sample_shape
+    torch.manual_seed(c.seed)
+    model = models.build(c.model, channels, size, 10, beta=c.beta, threshold=c.threshold, reset=c.reset)
+    return convert(model, weights["weights"], magnitude=weights["magnitude"]), train_set, test_set
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a run's model as a binary-weight file (``model-binary.h5``) and a NIR graph (``model.nir``)."""
+    import torch
+
+    from . import export, models
+    from .binary import convert
+    from .train import Config
+
+    run = Path(args.run)
+    if not (run / "config.json").is_file():
+        print(f"error: {run} holds no config.json of a spikelfp run", file=sys.stderr)
+        return 2
+    state_path = run / "model.pt" if (run / "model.pt").is_file() else run / "checkpoint.pt"
+    if not state_path.is_file():
+        print(f"error: {run} holds no model.pt or checkpoint.pt", file=sys.stderr)
+        return 2
+    try:
+        c = Config(**json.loads((run / "config.json").read_text()))
+        weights = json.loads((run / _WEIGHTS_FILE).read_text()) if (run / _WEIGHTS_FILE).is_file() else {}
+        channels, size = _INPUTS[c.dataset]
+        model = models.build(c.model, channels, size, 10, beta=c.beta, threshold=c.threshold, reset=c.reset)
+        if weights.get("weights", "float") != "float":
+            model = convert(model, weights["weights"], magnitude=weights.get("magnitude", "latent"))
+        model.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True)["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
+        print(f"error: cannot rebuild the model of {run}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else run
+    out.mkdir(parents=True, exist_ok=True)
+    path = export.save_binary(model, out / "model-binary.h5")
+    dense = sum(p.numel() * 4 for p in model.parameters())
+    kind = weights.get("weights", "float")
+    how = "exactly the trained weights" if kind != "float" else "binarised post hoc (sign · mean |w| per row)"
+    print(f"binary weights ({how}): {path} ({path.stat().st_size} bytes; float32: {dense} bytes)")
+    try:
+        export.to_nir(model, out / "model.nir")
+        print(
+            f"NIR graph: {out / 'model.nir'}" + (f" ({kind} weights ±α, marked in metadata)" if kind != "float" else "")
+        )
+    except (export.ExportError, ImportError) as exc:
+        print(f"NIR graph not written: {exc}", file=sys.stderr)
     return 0
 
 
@@ -197,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--threads", type=int, default=None)
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_reproduce)
+    e = sub.add_parser("export", help="write a run's model as a binary-weight file and a NIR graph")
+    e.add_argument("run", help="the run folder (holds config.json and model.pt)")
+    e.add_argument("--out", default=None, help="folder for model-binary.h5 and model.nir (default: the run folder)")
+    e.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -554,3 +554,32 @@ def test_convert_refuses_bad_mode():
         convert(sl.models.spiking_mlp(), "quaternary")
     with pytest.raises(ValueError, match="magnitude must be"):
         BinaryLinear(2, 2, magnitude="both")
+
+
+# --------------------------------------------------------------------------------------------------
+# the command line: train --weights, export
+# --------------------------------------------------------------------------------------------------
+def test_cli_trains_binary_and_exports(tmp_path, capsys):
+    from spikelfp.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--model", "snn-mlp", "--steps", "4", "--limit-train", "256", "--limit-test", "64"]
+    assert (
+        main([*args, "--weights", "ternary", "--weight-magnitude", "quantized", "--out", str(out), "--no-progress"])
+        == 0
+    )
+    assert "ternary weights" in capsys.readouterr().out
+    assert (out / "weights.json").is_file()
+    assert main(["export", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "exactly the trained weights" in text and "marked in metadata" in text
+    state = torch.load(out / "model.pt", weights_only=True)["model"]
+    loaded = export.load_binary(out / "model-binary.h5")
+    for key in ("1", "3", "5"):
+        expected, _, _ = quantize(state[f"{key}.weight"], "ternary")
+        assert torch.equal(getattr(loaded, key).weight, expected)
+    assert (out / "model.nir").is_file()
+    # the resumed run keeps its weights; a contradicting option is refused
+    assert main(["train", "--resume", str(out), "--weights", "binary", "--no-progress"]) == 2
+    assert "was trained with weights 'ternary'" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "nothing")]) == 2
