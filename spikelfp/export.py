@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -700,6 +701,12 @@ def _declared_layers(desc, prefix: str, depth: int, out: list) -> None:
         out.append((prefix, shape, bool(desc.get("bias"))))
     elif t not in _UNWEIGHTED:
         raise ExportError(f"unknown layer type {t!r} in the architecture")
+    for key in ("p", "threshold", "beta"):  # Dropout's p, Heaviside's and LIF's threshold, LIF's β
+        value = desc.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise ExportError(f"malformed {t} entry in the architecture: {key} = {value!r}")
+    if t == "Dropout" and not 0 <= desc.get("p", 0) <= 1:
+        raise ExportError(f"malformed Dropout entry in the architecture: p = {desc.get('p')!r}")
     if t in ("Linear", "Conv1d", "Conv2d") and sum(int(np.prod(s, dtype=np.float64)) for _, s, _ in out) > 1 << 36:
         raise ExportError("malformed architecture: more than 2^36 weights")
 

@@ -583,3 +583,22 @@ def test_cli_trains_binary_and_exports(tmp_path, capsys):
     assert main(["train", "--resume", str(out), "--weights", "binary", "--no-progress"]) == 2
     assert "was trained with weights 'ternary'" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"type": "Dropout", "p": float("nan")},
+        {"type": "Dropout", "p": 3},
+        {"type": "Heaviside", "threshold": float("inf")},
+    ],
+)
+def test_non_finite_architecture_values_are_refused(tmp_path, entry):
+    import json
+
+    path = saved(tmp_path)
+    with h5py.File(path, "a") as f:
+        arch = json.loads(f.attrs["architecture"])
+        arch["children"][1] = entry
+        f.attrs["architecture"] = json.dumps(arch)
+    refuses(path, f"malformed {entry['type']} entry")
