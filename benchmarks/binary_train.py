@@ -141,9 +141,15 @@ def run_one(name: str, args) -> dict:
             "seconds_per_epoch": [m["seconds"] for m in t0.history],
         }
 
+    initial: dict[str, torch.Tensor] = {}
+
     def model_fn(config, train_set):
         base = float_model if float_model is not None else build(config, train_set)
-        return sl.binary.convert(base, **conv) if conv is not None else base
+        model = sl.binary.convert(base, **conv) if conv is not None else base
+        for n, m in model.named_modules():
+            if sl.binary.is_binary(m):
+                initial[n] = m.quantized_weight().sign()
+        return model
 
     out = root if pretrain is None else root / "binary"
     trainer = make_trainer(settings, out, model_fn, args.progress)
@@ -162,6 +168,10 @@ def run_one(name: str, args) -> dict:
     )
     if status == "ok" and conv is not None:
         result["export"] = exported(trainer, out)
+        layers = dict(trainer.model.named_modules())
+        changed = sum(int((layers[n].quantized_weight().sign() != s0).sum()) for n, s0 in initial.items())
+        total = sum(s0.numel() for s0 in initial.values())
+        result["export"]["w_q_sign_or_zero_changes_since_conversion"] = round(changed / max(total, 1), 4)
     result["wall_seconds"] = round(time.time() - started, 1)
     return result
 
