@@ -370,6 +370,7 @@ def test_nir_export_carries_binary_weights(tmp_path):
 
     back = nir.read(str(tmp_path / "m.nir"))
     assert np.array_equal(back.nodes["3"].weight, lin.quantized_weight().numpy())
+    assert bool(back.nodes["3"].metadata["binary"]) and back.nodes["3"].metadata["mode"] == "ternary"
 
 
 # --------------------------------------------------------------------------------------------------
