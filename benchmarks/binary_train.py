@@ -58,6 +58,7 @@ RUNS: dict[str, tuple[dict, dict | None, dict | None]] = {
         dict(mode="binary", magnitude="quantized"),
         None,
     ),
+    "nmnist-binary-surrogate-ste": (dict(NMNIST, method="surrogate", beta=0.9), dict(mode="binary"), None),
 }
 
 
