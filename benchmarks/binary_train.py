@@ -61,6 +61,13 @@ RUNS: dict[str, tuple[dict, dict | None, dict | None]] = {
     # epochs 1-2: the checkpoint of mlp-binary-lfp-epsilon-wq after epoch 2 (copied by hand into this run's
     # folder); epoch 3 at lr 1e-4, i.e. a step decay of the lr by 10 after two epochs (not the paper's setting)
     "mlp-binary-lfp-epsilon-wq-decay": (dict(MLP, method="lfp-epsilon", lr=1e-4), WQ, None),
+    # the same schedule in one run (StepLR: lr × 0.1 after 938 steps = 2 epochs of 469)
+    "mlp-binary-surrogate-ste-decay": (dict(MLP_SURROGATE, lr_step=938, lr_gamma=0.1), dict(mode="binary"), None),
+    "mlp-ternary-lfp-epsilon-wq-decay": (
+        dict(MLP, method="lfp-epsilon", lr_step=938, lr_gamma=0.1),
+        dict(mode="ternary", magnitude="quantized"),
+        None,
+    ),
     "nmnist-binary-surrogate-ste": (dict(NMNIST, method="surrogate", beta=0.9), dict(mode="binary"), None),
 }
 
@@ -74,8 +81,9 @@ def fit(trainer: Trainer, out: Path) -> None:
     if (out / "checkpoint.pt").exists():
         try:
             trainer.load_checkpoint(out)
-            for group in trainer.optimizer.param_groups:  # this run's lr, not the checkpoint's (no scheduler here)
-                group["lr"] = trainer.config.lr
+            if trainer.scheduler is None:  # this run's lr, not the checkpoint's
+                for group in trainer.optimizer.param_groups:
+                    group["lr"] = trainer.config.lr
         except ValueError as exc:
             print(f"{out}: not resuming ({exc})", flush=True)
     trainer.fit()
