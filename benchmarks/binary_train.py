@@ -96,6 +96,7 @@ def make_trainer(settings: dict, out: Path, model_fn, progress: bool) -> Trainer
     c = config.resolved()
     train_set = data.load(c.dataset, train=True, root=c.data_root, steps=c.steps)
     test_set = data.load(c.dataset, train=False, root=c.data_root, steps=c.steps)
+    torch.manual_seed(c.seed)  # the initialisation Trainer itself would draw
     model = model_fn(config, train_set)
     return Trainer(config, out, model=model, train_set=train_set, test_set=test_set, progress=progress)
 
