@@ -603,3 +603,13 @@ def test_non_finite_architecture_values_are_refused(tmp_path, entry):
         arch["children"][1] = entry
         f.attrs["architecture"] = json.dumps(arch)
     refuses(path, f"malformed {entry['type']} entry")
+
+
+def test_version_1_files_still_load(tmp_path):
+    net = sl.models.spiking_mlp(hidden=(20,))
+    path = export.save_binary(net, tmp_path / "v1.h5")
+    with h5py.File(path, "a") as f:  # what the version-1 writer wrote: no mode, binary layers only
+        f.attrs["version"] = 1
+        for g in f["layers"].values():
+            del g.attrs["mode"]
+    assert torch.equal(export.load_binary(path)[1].weight, export.binarize(net)[1].weight)
