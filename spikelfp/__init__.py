@@ -8,6 +8,7 @@
 
 from . import (
     analysis,
+    binary,
     clip,
     composites,
     data,
@@ -53,6 +54,7 @@ __all__ = [
     "RCubaLIF",
     "StrictError",
     "analysis",
+    "binary",
     "clip",
     "composites",
     "data",

@@ -92,6 +92,18 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--data-root", default=None, help="folder with the dataset's files")
     g.add_argument("--method", default="lfp-epsilon", choices=methods, help="LFP composite or gradient baseline")
+    g.add_argument(
+        "--weights",
+        default="float",
+        choices=["float", "binary", "ternary"],
+        help="train with float, binary or ternary weights (LFP-SPEC §10)",
+    )
+    g.add_argument(
+        "--weight-magnitude",
+        default="latent",
+        choices=["latent", "quantized"],
+        help="binary/ternary under LFP: the update's |w| from the latent weight (spec default) or from w_q",
+    )
     g = p.add_argument_group("optimisation (unset: the paper's setting for the model family)")
     g.add_argument("--optimizer", type=_optimizer_name, default=None, help="a torch.optim class (sgd, adam, adamw…)")
     g.add_argument("--lr", type=_POSITIVE, default=None)
@@ -261,6 +273,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         say(
             f"training {c.model} on {c.dataset} ({trainer.device}) with {c.method} ({c.optimizer}, lr {c.lr}, "
             f"batch {c.batch_size}"
+            + (f", {c.weights} weights" if c.weights != "float" else "")
             + (
                 f", {c.neuron} neurons, T={'rows' if c.encoding == 'rows' else c.steps}, beta={c.beta}, "
                 f"{c.encoding} encoding"
@@ -301,6 +314,38 @@ def cmd_train(args: argparse.Namespace) -> int:
             for name, rate in metrics["firing_rates"].items():
                 say(f"  layer {name}: {rate:.4f}")
     say(f"run saved in {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a run's model as a binary-weight file (``model-binary.h5``) and a NIR graph (``model.nir``)."""
+    from . import export
+    from .binary import is_binary
+    from .train import CheckpointError, load_model
+
+    run = Path(args.run)
+    if not (run / "config.json").is_file():
+        print(f"error: {run} holds no config.json of a spikelfp run", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(run)
+    except (CheckpointError, ValueError, OSError) as exc:
+        print(f"error: cannot rebuild the model of {run}: {exc}", file=sys.stderr)
+        return 2
+    kind = next((m.mode for m in model.modules() if is_binary(m)), "float")
+    out = Path(args.out) if args.out else run
+    out.mkdir(parents=True, exist_ok=True)
+    path = export.save_binary(model, out / "model-binary.h5")
+    dense = sum(p.numel() * 4 for p in model.parameters())
+    how = "exactly the trained weights" if kind != "float" else "binarised post hoc (sign · mean |w| per row)"
+    print(f"binary weights ({how}): {path} ({path.stat().st_size} bytes; float32: {dense} bytes)")
+    try:
+        export.to_nir(model, out / "model.nir")
+        print(
+            f"NIR graph: {out / 'model.nir'}" + (f" ({kind} weights ±α, marked in metadata)" if kind != "float" else "")
+        )
+    except (export.ExportError, ImportError) as exc:
+        print(f"NIR graph not written: {exc}", file=sys.stderr)
     return 0
 
 
@@ -364,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--threads", type=int, default=None)
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_reproduce)
+    e = sub.add_parser("export", help="write a run's model as a binary-weight file and a NIR graph")
+    e.add_argument("run", help="the run folder (holds config.json and model.pt)")
+    e.add_argument("--out", default=None, help="folder for model-binary.h5 and model.nir (default: the run folder)")
+    e.set_defaults(func=cmd_export)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)

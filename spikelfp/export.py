@@ -22,15 +22,18 @@ too; ``convention="norse"`` writes LIF nodes the way norse's importer reads them
 
 Binary weights: :func:`binarize` replaces every weight by ``sign(w)·α_row`` (``sign(0) := +1``);
 :func:`save_binary` writes bit-packed signs, the per-row scales, the biases and the architecture to
-HDF5, and :func:`load_binary` restores the model exactly. Neither loader executes anything from the
-file: NIR and the binary format are HDF5 arrays, and the architecture is JSON over a fixed list of
-layer types.
+HDF5, and :func:`load_binary` restores the model exactly. For a model trained with binary or ternary
+weights (:mod:`spikelfp.binary`) it writes exactly the ``w_q`` the forward used (plus a bit-packed
+mask for ternary layers), so the loaded model of plain Linear/Conv layers computes the same spikes. Neither loader
+executes anything from the file: NIR and the binary format are HDF5 arrays, and the architecture is
+JSON over a fixed list of layer types.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import warnings
 from collections import OrderedDict
@@ -43,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .binary import is_binary, quantize
 from .neurons import LI, LIF, RLIF, CubaLIF, FamilyNeuron, RCubaLIF
 from .nn import Heaviside, SpikingSequential, TimeDistributed
 
@@ -58,7 +62,9 @@ __all__ = [
 ]
 
 BINARY_FORMAT = "spikelfp-binary"
-BINARY_VERSION = 1
+BINARY_VERSION = 2
+#: versions :func:`load_binary` reads (1: binary layers only, no mode attribute)
+_READABLE_VERSIONS = (1, 2)
 
 
 class ExportError(ValueError):
@@ -444,7 +450,10 @@ def to_nir(
         previous = key
     nodes["output"] = nir.Output(output_type=np.array(shapes[-1]))
     edges.append((previous, "output"))
-    metadata = {"exporter": "spikelfp", "dt": dt, "convention": convention}
+    metadata: dict[str, Any] = {"exporter": "spikelfp", "dt": dt, "convention": convention}
+    binary = [name for name, layer in chain if is_binary(layer)]
+    if binary:  # LFP-SPEC §10: the weights of these nodes are ±α_row (and 0 for ternary)
+        metadata["binary_layers"] = [n.replace(".", "_") or "layer" for n in binary]
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
     if path is not None:
         nir.write(str(path), graph)
@@ -584,25 +593,35 @@ def _exportable_lif(name: str, layer: LIF) -> None:
         raise ExportError(f"layer '{name}' (LIF): reset='none' has no NIR LIF/IF equivalent (they always reset)")
 
 
+def _weight_of(layer: nn.Module) -> tuple[np.ndarray, dict[str, Any]]:
+    """The weight a layer computes with, and node metadata: ``w_q`` and its mode for binary layers."""
+    if is_binary(layer):
+        return _numpy(layer.quantized_weight()), {"binary": True, "mode": layer.mode, "weights": "alpha_row*sign"}
+    return _numpy(layer.weight), {}
+
+
 def _to_nir_node(nir, name: str, layer: nn.Module, in_shape, dt: float, convention: str = "nir", lead: int = 2):
     if isinstance(layer, nn.Linear):
+        weight, meta = _weight_of(layer)
         if layer.bias is None:
-            return nir.Linear(weight=_numpy(layer.weight))
-        return nir.Affine(weight=_numpy(layer.weight), bias=_numpy(layer.bias))
+            return nir.Linear(weight=weight, metadata=meta)
+        return nir.Affine(weight=weight, bias=_numpy(layer.bias), metadata=meta)
     if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
         if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
             raise ExportError(f"layer '{name}' ({type(layer).__name__}): only integer zero padding exports to NIR")
         bias = _numpy(layer.bias) if layer.bias is not None else np.zeros(layer.out_channels, dtype=np.float32)
         cls = nir.Conv2d if isinstance(layer, nn.Conv2d) else nir.Conv1d
         spatial = tuple(in_shape[1:]) if isinstance(layer, nn.Conv2d) else int(in_shape[1])
+        weight, meta = _weight_of(layer)
         return cls(
             input_shape=spatial,
-            weight=_numpy(layer.weight),
+            weight=weight,
             stride=tuple(layer.stride) if isinstance(layer, nn.Conv2d) else layer.stride[0],
             padding=tuple(layer.padding) if isinstance(layer, nn.Conv2d) else layer.padding[0],
             dilation=tuple(layer.dilation) if isinstance(layer, nn.Conv2d) else layer.dilation[0],
             groups=layer.groups,
             bias=bias,
+            metadata=meta,
         )
     if isinstance(layer, nn.AvgPool2d):
         pair = nn.modules.utils._pair
@@ -1182,11 +1201,11 @@ def describe(model: nn.Module) -> dict:
         return desc
     if isinstance(model, nn.Linear):
         return {"type": "Linear", "in": model.in_features, "out": model.out_features, "bias": model.bias is not None}
-    if type(model) in (nn.Conv1d, nn.Conv2d):
+    if type(model) in (nn.Conv1d, nn.Conv2d) or (isinstance(model, nn.Conv2d) and is_binary(model)):
         if isinstance(model.padding, str) or model.padding_mode != "zeros":
             raise ExportError("only integer zero padding is supported in binary export")
         return {
-            "type": type(model).__name__,
+            "type": "Conv2d" if isinstance(model, nn.Conv2d) else "Conv1d",
             "in": model.in_channels,
             "out": model.out_channels,
             "kernel": list(model.kernel_size),
@@ -1305,10 +1324,43 @@ def binarize(model: nn.Module, scale: str = "row-mean-abs") -> nn.Module:
     return out
 
 
-def save_binary(model: nn.Module, path: str | os.PathLike, scale: str = "row-mean-abs") -> Path:
-    """Write ``binarize(model, scale)`` as bit-packed signs, per-row scales, biases and architecture (HDF5)."""
+def save_binary(
+    model: nn.Module,
+    path: str | os.PathLike,
+    scale: str = "row-mean-abs",
+    float_layers: str | None = None,
+) -> Path:
+    """Write a model's binary weights to HDF5: bit-packed signs, per-row scales, biases, architecture.
+
+    - A binary or ternary layer (:mod:`spikelfp.binary`) is written as exactly the ``w_q`` its forward
+      uses: the signs of the latent weight (``sign(0) := +1``) bit-packed, ``α_row`` (float32) and, for
+      ternary layers, the bit-packed mask ``[|w| > δ_row]``; ``w_q = sign · mask · α_row``.
+    - A plain Linear/Conv layer is binarised post hoc (``sign(w)·α_row`` with ``α_row`` chosen by
+      ``scale``, see :func:`binarize`), or written as float32 (``float_layers="keep"``). The default
+      keeps plain layers real in a model that has binary layers (e.g. a first layer kept real by
+      :func:`spikelfp.binary.convert`) and binarises them in a model that has none.
+
+    Biases stay real (float32). For a float32 model, :func:`load_binary` reproduces the forward bit
+    for bit.
+
+    Parameters
+    ----------
+    model
+        A sequential model of the layers :func:`describe` supports.
+    path
+        The file to write.
+    scale
+        ``α_row`` of post-hoc binarised plain layers.
+    float_layers
+        ``"binarize"``, ``"keep"`` or None (the default above).
+    """
     import h5py
 
+    _row_scale(torch.ones(1, 1), scale)  # validates the name
+    if float_layers is None:
+        float_layers = "keep" if any(is_binary(m) for m in model.modules()) else "binarize"
+    if float_layers not in ("binarize", "keep"):
+        raise ValueError(f"float_layers must be 'binarize' or 'keep', got {float_layers!r}")
     arch = json.dumps(describe(model))
     path = Path(path)
     with h5py.File(path, "w") as f:
@@ -1320,16 +1372,43 @@ def save_binary(model: nn.Module, path: str | os.PathLike, scale: str = "row-mea
         for name, layer in _weighted(model):
             w = layer.weight.detach().cpu()
             g = layers.create_group(name or "model")
-            g.create_dataset("signs", data=np.packbits((w >= 0).numpy().reshape(-1)))
             g.create_dataset("shape", data=np.array(w.shape, dtype=np.int64))
-            g.create_dataset("scale", data=_row_scale(w, scale).numpy().astype(np.float32))
+            if is_binary(layer):
+                _, alpha, mask = quantize(w, layer.mode)
+                g.attrs["mode"] = layer.mode
+                g.create_dataset("signs", data=np.packbits((w >= 0).numpy().reshape(-1)))
+                g.create_dataset("scale", data=alpha.numpy().astype(np.float32))
+                if mask is not None:
+                    g.create_dataset("mask", data=np.packbits(mask.numpy().reshape(-1)))
+            elif float_layers == "keep":
+                g.attrs["mode"] = "float"
+                g.create_dataset("weight", data=w.numpy().astype(np.float32))
+            else:
+                g.attrs["mode"] = "binary"
+                g.create_dataset("signs", data=np.packbits((w >= 0).numpy().reshape(-1)))
+                g.create_dataset("scale", data=_row_scale(w, scale).numpy().astype(np.float32))
             if layer.bias is not None:
                 g.create_dataset("bias", data=layer.bias.detach().cpu().numpy().astype(np.float32))
     return path
 
 
+# ---- reading: every check runs on the file's metadata before anything of a declared size is allocated ----
+_MAX_DIM = 1 << 31  # a single dimension larger than this is not a model this format holds
+_MAX_DEPTH = 64  # nesting of the architecture
+_UNWEIGHTED = ("MaxPool2d", "AvgPool2d", "Flatten", "LIF", "Heaviside", "ReLU", "Identity", "Dropout")
+
+
 def load_binary(path: str | os.PathLike) -> nn.Module:
-    """Restore a model written by :func:`save_binary`; refuses foreign or corrupt files."""
+    """Restore a model written by :func:`save_binary` as plain ``nn.Linear``/``nn.Conv*`` layers.
+
+    The weights are the binary values ``sign · mask · α_row`` (or the float32 weights of layers saved
+    real). Nothing in the file is executed: the architecture is JSON over a fixed list of layer types.
+    A foreign, corrupt or hostile file raises :class:`ExportError`: HDF5 soft or external links,
+    datasets with external storage, virtual datasets, datasets that declare more data than they
+    store, shapes or dtypes that disagree with the architecture, a bias of another length than the
+    layer's outputs (no broadcasting), and NaN/Inf scales, biases or weights. Shapes and sizes are
+    checked against the architecture before anything of the declared size is allocated or read.
+    """
     import h5py
 
     path = Path(path)
@@ -1340,36 +1419,170 @@ def load_binary(path: str | os.PathLike) -> nn.Module:
     except OSError as exc:
         raise ExportError(f"{path} is not an HDF5 file: {exc}") from exc
     with f:
-        if f.attrs.get("format") != BINARY_FORMAT:
-            raise ExportError(f"{path} is not a spikelfp binary model")
-        if int(f.attrs.get("version", -1)) != BINARY_VERSION:
-            raise ExportError(f"{path} has binary format version {f.attrs.get('version')}, expected {BINARY_VERSION}")
         try:
-            model = from_description(json.loads(f.attrs["architecture"]))
-        except json.JSONDecodeError as exc:
-            raise ExportError(f"{path}: the architecture is not valid JSON ({exc})") from exc
+            return _read_binary(f, path)
+        except ExportError:
+            raise
+        except Exception as exc:  # h5py/numpy/json raise many types on malformed files; RecursionError too
+            raise ExportError(f"{path}: malformed binary model file ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_binary(f, path: Path) -> nn.Module:
+    fmt = f.attrs.get("format")
+    if not isinstance(fmt, str) or fmt != BINARY_FORMAT:
+        raise ExportError(f"{path} is not a spikelfp binary model")
+    version = f.attrs.get("version", -1)
+    if not isinstance(version, (int, np.integer)) or int(version) not in _READABLE_VERSIONS:
+        raise ExportError(f"{path} has binary format version {version!r}, expected one of {_READABLE_VERSIONS}")
+    arch = f.attrs.get("architecture")
+    if not isinstance(arch, str):
+        raise ExportError(f"{path}: the architecture attribute is missing or not a string")
+    try:
+        desc = json.loads(arch)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ExportError(f"{path}: the architecture is not valid JSON ({type(exc).__name__})") from exc
+    declared: list[tuple[str, tuple[int, ...], bool]] = []
+    _declared_layers(desc, "", 0, declared)
+    layers = _child(f, "layers", path, "the layers group", group=True)
+    stored = set(layers.keys())
+    expected = {name or "model" for name, _, _ in declared}
+    if stored != expected:
+        raise ExportError(
+            f"{path}: the file holds weights for layers {sorted(stored)}, the architecture has {sorted(expected)}"
+        )
+    weights: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for name, shape, has_bias in declared:
+        weights[name] = _read_layer(layers, name, shape, has_bias, int(version), path)
+    model = from_description(desc)
+    built = [(n, tuple(m.weight.shape)) for n, m in _weighted(model)]
+    if built != [(n, s) for n, s, _ in declared]:  # pragma: no cover - _declared_layers mirrors from_description
+        raise ExportError(f"{path}: the architecture's layers do not match their weights")
+    with torch.no_grad():
         for name, layer in _weighted(model):
-            key = f"layers/{name or 'model'}"
-            if key not in f:
-                raise ExportError(f"{path}: missing weights of layer '{name}'")
-            g = f[key]
-            shape = tuple(int(d) for d in g["shape"][()])
-            if shape != tuple(layer.weight.shape):
-                raise ExportError(
-                    f"{path}: layer '{name}' has shape {shape}, the architecture says {tuple(layer.weight.shape)}"
-                )
-            n = int(np.prod(shape))
-            packed = g["signs"][()]
-            if packed.size * 8 < n:
-                raise ExportError(f"{path}: layer '{name}' has too few sign bits")
-            signs = np.unpackbits(packed)[:n].reshape(shape).astype(np.float32) * 2 - 1
-            alpha = np.asarray(g["scale"][()], dtype=np.float32)
-            if alpha.shape != (shape[0],):
-                raise ExportError(f"{path}: layer '{name}' has {alpha.shape} scales for {shape[0]} rows")
-            with torch.no_grad():
-                layer.weight.copy_(torch.from_numpy(signs * alpha.reshape(-1, *([1] * (len(shape) - 1)))))
-                if layer.bias is not None:
-                    if "bias" not in g:
-                        raise ExportError(f"{path}: layer '{name}' has no bias")
-                    layer.bias.copy_(torch.from_numpy(np.asarray(g["bias"][()], dtype=np.float32)))
+            w, b = weights[name]
+            layer.weight.copy_(torch.from_numpy(w))
+            if b is not None:
+                layer.bias.copy_(torch.from_numpy(b))
     return model
+
+
+def _dim(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_DIM:
+        raise ExportError(f"malformed architecture: {what} must be an integer in [1, 2^31], got {value!r}")
+    return value
+
+
+def _declared_layers(desc, prefix: str, depth: int, out: list) -> None:
+    """The weight shapes the architecture declares, named as ``named_modules`` names them (no allocation)."""
+    if depth > _MAX_DEPTH:
+        raise ExportError(f"malformed architecture: nested deeper than {_MAX_DEPTH}")
+    if not isinstance(desc, dict):
+        raise ExportError("malformed architecture description")
+    t = desc.get("type")
+    if t in ("SpikingSequential", "TimeDistributed", "Sequential"):
+        children = desc.get("children")
+        if not isinstance(children, list):
+            raise ExportError(f"malformed {t} entry in the architecture: no list of children")
+        names = desc.get("names", [str(i) for i in range(len(children))])
+        if not isinstance(names, list) or len(names) != len(children):
+            raise ExportError(f"malformed {t} entry in the architecture: bad child names")
+        for name, child in zip(names, children):
+            _declared_layers(child, f"{prefix}.{name}" if prefix else str(name), depth + 1, out)
+        return
+    if t == "Linear":
+        shape = (_dim(desc.get("out"), "Linear out"), _dim(desc.get("in"), "Linear in"))
+        out.append((prefix, shape, bool(desc.get("bias"))))
+    elif t in ("Conv1d", "Conv2d"):
+        kernel = desc.get("kernel")
+        if not isinstance(kernel, list) or len(kernel) != (2 if t == "Conv2d" else 1):
+            raise ExportError(f"malformed {t} entry in the architecture: bad kernel {kernel!r}")
+        groups = _dim(desc.get("groups"), f"{t} groups")
+        channels = _dim(desc.get("in"), f"{t} in")
+        if channels % groups:
+            raise ExportError(f"malformed {t} entry in the architecture: {channels} channels in {groups} groups")
+        shape = (_dim(desc.get("out"), f"{t} out"), channels // groups, *(_dim(k, f"{t} kernel") for k in kernel))
+        out.append((prefix, shape, bool(desc.get("bias"))))
+    elif t not in _UNWEIGHTED:
+        raise ExportError(f"unknown layer type {t!r} in the architecture")
+    for key in ("p", "threshold", "beta"):  # Dropout's p, Heaviside's and LIF's threshold, LIF's β
+        value = desc.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise ExportError(f"malformed {t} entry in the architecture: {key} = {value!r}")
+    if t == "Dropout" and not 0 <= desc.get("p", 0) <= 1:
+        raise ExportError(f"malformed Dropout entry in the architecture: p = {desc.get('p')!r}")
+    if t in ("Linear", "Conv1d", "Conv2d") and sum(int(np.prod(s, dtype=np.float64)) for _, s, _ in out) > 1 << 36:
+        raise ExportError("malformed architecture: more than 2^36 weights")
+
+
+def _child(parent, key: str, path: Path, what: str, *, group: bool = False):
+    """``group[key]`` if it is a hard link to a group (``group=True``) or a dataset stored in this file."""
+    import h5py
+
+    link = parent.get(key, getlink=True)
+    if link is None:
+        raise ExportError(f"{path}: {what} is missing")
+    if not isinstance(link, h5py.HardLink):
+        raise ExportError(f"{path}: {what} is a {type(link).__name__}; only data inside the file is read")
+    obj = parent[key]
+    if group:
+        if not isinstance(obj, h5py.Group):
+            raise ExportError(f"{path}: {what} is not a group")
+        return obj
+    if not isinstance(obj, h5py.Dataset):
+        raise ExportError(f"{path}: {what} is not a dataset")
+    if obj.is_virtual:
+        raise ExportError(f"{path}: {what} is a virtual dataset; only data inside the file is read")
+    if obj.external:
+        raise ExportError(f"{path}: {what} has external storage; only data inside the file is read")
+    return obj
+
+
+def _dataset(g, key: str, path: Path, layer: str, shape: tuple[int, ...], kinds: str) -> np.ndarray:
+    """Read a dataset after checking its link, storage, dtype kind and shape against what is expected."""
+    what = f"'{key}' of layer '{layer}'"
+    ds = _child(g, key, path, what)
+    if ds.dtype.kind not in kinds:
+        raise ExportError(f"{path}: {what} has dtype {ds.dtype}")
+    if tuple(ds.shape) != shape:
+        raise ExportError(f"{path}: {what} has shape {tuple(ds.shape)}, expected {shape}")
+    if ds.id.get_storage_size() < ds.size * ds.dtype.itemsize:
+        raise ExportError(f"{path}: {what} declares more data than the file stores")
+    data = ds[()]
+    if kinds == "f" and not np.all(np.isfinite(data)):
+        raise ExportError(f"{path}: {what} holds NaN or Inf")
+    return np.asarray(data)
+
+
+def _read_layer(layers, name: str, shape: tuple[int, ...], has_bias: bool, version: int, path: Path):
+    label = name or "model"
+    g = _child(layers, label, path, f"the weights of layer '{name}'", group=True)
+    mode = g.attrs.get("mode", "binary") if version >= 2 else "binary"
+    if mode not in ("binary", "ternary", "float"):
+        raise ExportError(f"{path}: layer '{name}' has unknown mode {mode!r}")
+    declared = _dataset(g, "shape", path, name, (len(shape),), "iu")
+    if tuple(int(d) for d in declared) != shape:
+        raise ExportError(
+            f"{path}: layer '{name}' has shape {tuple(int(d) for d in declared)}, the architecture says {shape}"
+        )
+    n = int(np.prod(shape))
+    rows = shape[0]
+    if mode == "float":
+        w = _dataset(g, "weight", path, name, shape, "f").astype(np.float32)
+    else:
+        bits = (n + 7) // 8
+        signs = np.unpackbits(_dataset(g, "signs", path, name, (bits,), "u"))[:n].astype(np.float32) * 2 - 1
+        alpha = _dataset(g, "scale", path, name, (rows,), "f").astype(np.float32)
+        if np.any(alpha < 0):
+            raise ExportError(f"{path}: layer '{name}' has negative scales")
+        if mode == "ternary":
+            signs = signs * np.unpackbits(_dataset(g, "mask", path, name, (bits,), "u"))[:n].astype(np.float32)
+        elif "mask" in g:
+            raise ExportError(f"{path}: layer '{name}' is binary but holds a mask")
+        w = signs.reshape(rows, -1) * alpha[:, None]
+        w = w.reshape(shape)
+    bias = None
+    if has_bias:
+        bias = _dataset(g, "bias", path, name, (rows,), "f").astype(np.float32)
+    elif "bias" in g:
+        raise ExportError(f"{path}: layer '{name}' holds a bias the architecture does not have")
+    return w, bias

@@ -5,7 +5,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Add", "CallWith", "Heaviside", "SpikingSequential", "TimeDistributed", "TimeLoop"]
+from .binary import BinaryConv2d, BinaryLinear
+
+__all__ = [
+    "Add",
+    "BinaryConv2d",
+    "BinaryLinear",
+    "CallWith",
+    "Heaviside",
+    "SpikingSequential",
+    "TimeDistributed",
+    "TimeLoop",
+]
 
 
 class Add(nn.Module):

@@ -125,19 +125,28 @@ def safe_divide(num: Tensor, den: Tensor) -> Tensor:
     return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
 
 
-def _proportional(op: LinearOp, x: Tensor, w: Tensor, b: Tensor | None, s: Tensor, need: tuple[bool, ...]):
+def _proportional(
+    op: LinearOp,
+    x: Tensor,
+    w: Tensor,
+    b: Tensor | None,
+    s: Tensor,
+    need: tuple[bool, ...],
+    latent: Tensor | None = None,
+):
     """The core of the ε, 0 and z⁺z⁻ rules: every connection's share is ``z_ij · s_j``.
 
     .. math::
         r_i = a_i \\sum_j w_{ij} s_j, \\qquad \\Delta w_{ij} = |w_{ij}|\\, a_i\\, s_j,
         \\qquad \\Delta b_j = |b_j|\\, s_j
 
-    summed over the batch (and over positions for convolutions).
+    summed over the batch (and over positions for convolutions). ``|w_ij|`` is ``|latent_ij|`` when a
+    binary layer passes its latent weight (LFP-SPEC §10).
     """
     need_x, need_w, need_b = need
     gx, gw = op.vjp(x, w, s, need_x, need_w)
     r_in = gx.mul_(x) if need_x else None
-    dw = gw.mul_(w.abs()) if need_w else None
+    dw = gw.mul_((w if latent is None else latent).abs()) if need_w else None
     db = op.bias_sum(s).mul_(b.abs()) if (need_b and b is not None) else None
     return r_in, dw, db
 
@@ -171,6 +180,7 @@ class Rule:
         z: Tensor,
         r: Tensor,
         need: tuple[bool, bool, bool],
+        latent: Tensor | None = None,
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         """Input feedback, weight update and bias update of one linear-like layer.
 
@@ -184,6 +194,9 @@ class Rule:
             Feedback that reached ``z``, shaped like ``z``.
         need
             Which of ``(r_in, Δw, Δb)`` the caller needs.
+        latent
+            A binary layer's latent weight (LFP-SPEC §10): ``w`` is then ``w_q``, and the factor
+            ``|w_ij|`` of ``Δw`` (and the αβ case of a zero ``w_q``) comes from ``latent``.
         """
         raise TypeError(f"{type(self).__name__} is not a rule for linear-like layers")
 
@@ -197,6 +210,8 @@ class Rule:
             )
         op, pre_pad, pad_mode = found
         rule = self
+        if hasattr(module, "lfp_linear"):  # computes with other weights than it stores (sl.nn.BinaryLinear)
+            return {"forward": module.lfp_linear(rule, name, run)}
 
         def forward(x: Tensor) -> Tensor:
             if pre_pad is not None:
@@ -258,8 +273,8 @@ class Zero(Rule):
     A neuron with ``z_j = 0`` passes no feedback and gets no update (instead of dividing by zero).
     """
 
-    def linear(self, op, x, w, b, z, r, need):
-        return _proportional(op, x, w, b, safe_divide(r, z), need)
+    def linear(self, op, x, w, b, z, r, need, latent=None):
+        return _proportional(op, x, w, b, safe_divide(r, z), need, latent)
 
 
 class Epsilon(Rule):
@@ -282,8 +297,8 @@ class Epsilon(Rule):
             raise ValueError(f"epsilon must be >= 0, got {epsilon}")
         self.epsilon = float(epsilon)
 
-    def linear(self, op, x, w, b, z, r, need):
-        return _proportional(op, x, w, b, _over_stabilized(r, z, self.epsilon), need)
+    def linear(self, op, x, w, b, z, r, need, latent=None):
+        return _proportional(op, x, w, b, _over_stabilized(r, z, self.epsilon), need, latent)
 
 
 class ZPlusZMinus(Rule):
@@ -309,11 +324,11 @@ class ZPlusZMinus(Rule):
             raise ValueError(f"epsilon must be >= 0, got {epsilon}")
         self.epsilon = float(epsilon)
 
-    def linear(self, op, x, w, b, z, r, need):
+    def linear(self, op, x, w, b, z, r, need, latent=None):
         den = op.forward(x.abs(), w.abs(), None if b is None else b.abs())
         signed = sign0(z).mul_(r)
         s = signed.div_(den.add_(self.epsilon)) if self.epsilon > 0 else safe_divide(signed, den)
-        return _proportional(op, x, w, b, s, need)
+        return _proportional(op, x, w, b, s, need, latent)
 
 
 class AlphaBeta(Rule):
@@ -353,7 +368,7 @@ class AlphaBeta(Rule):
         self.beta = float(beta)
         self.epsilon = float(epsilon)
 
-    def linear(self, op, x, w, b, z, r, need):
+    def linear(self, op, x, w, b, z, r, need, latent=None):
         need_x, need_w, need_b = need
         xp, xn = x.clamp(min=0), x.clamp(max=0)
         wp, wn = w.clamp(min=0), w.clamp(max=0)
@@ -380,7 +395,8 @@ class AlphaBeta(Rule):
             _, g_xp_sn = op.vjp(xp, w, sn, False, True)
             positive_w = g_xp_sp - g_xn_sn  # w > 0: a > 0 is the α case, a < 0 the β case
             negative_w = g_xn_sp - g_xp_sn  # w < 0: a < 0 is the α case, a > 0 the β case
-            dw = w.abs() * torch.where(w > 0, positive_w, negative_w)
+            m = w if latent is None else latent
+            dw = m.abs() * torch.where(m > 0, positive_w, negative_w)
         if need_b and b is not None:
             db = b.abs() * torch.where(b >= 0, op.bias_sum(sp), -op.bias_sum(sn))
         return r_in, dw, db

@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import binary, encode, feedback, models, surrogate, userdata
 from . import clip as clipping
 from . import device as devices
-from . import encode, feedback, models, surrogate, userdata
 from .engine import LFP, NonFiniteError, log
 from .nn import CallWith, TimeLoop
 
@@ -79,6 +79,8 @@ class Config:
     neuron: str = "lif"  # lif | cuba (spiking models)
     alpha: float = 0.8  # synaptic decay of cuba neurons
     encoding: str = "constant"  # constant | rate | latency | rows (one image row per step; T = height)
+    weights: str = "float"  # float | binary | ternary (LFP-SPEC §10: Linear/Conv2d layers made binary)
+    weight_magnitude: str = "latent"  # binary/ternary under LFP: |w| of the update from the latent weight or w_q
     gain: float = 1.0
     limit_train: int | None = None
     limit_test: int | None = None
@@ -160,6 +162,10 @@ def _check_ranges(c: Config) -> None:
         raise ValueError(f"beta must be in [0, 1], got {c.beta!r}")
     if c.clip is not None and not (_finite(c.clip) and c.clip >= 0):
         raise ValueError(f"clip must be a finite number >= 0, got {c.clip!r}")
+    if c.weights not in ("float", "binary", "ternary"):
+        raise ValueError(f"weights must be 'float', 'binary' or 'ternary', got {c.weights!r}")
+    if c.weight_magnitude not in ("latent", "quantized"):
+        raise ValueError(f"weight_magnitude must be 'latent' or 'quantized', got {c.weight_magnitude!r}")
     if c.reset not in ("subtract", "zero", "none"):
         raise ValueError(f"reset must be 'subtract', 'zero' or 'none', got {c.reset!r}")
     if not (_finite(c.alpha) and 0 <= c.alpha <= 1):
@@ -438,6 +444,8 @@ class Trainer:
                 alpha=c.alpha,
                 encoding=c.encoding,
             )
+        if c.weights != "float":  # the Linear/Conv2d layers compute with binary or ternary weights (§10)
+            model = binary.convert(model, c.weights, magnitude=c.weight_magnitude)
         if time_loop not in ("auto", "model", "trainer"):
             raise ValueError(f"time_loop must be 'auto', 'model' or 'trainer', got {time_loop!r}")
         self.model = model.to(self.device)
@@ -981,6 +989,8 @@ def load_model(
         channels, size = int(shape[0]), int(shape[-1])
         options = {k: c[k] for k in ("beta", "threshold", "reset", "neuron", "alpha", "encoding") if k in c}
         model = models.build(c["model"], channels, size, int(saved.get("num_classes") or 10), **options)
+    if c.get("weights", "float") != "float":  # trained binary: the same layers, so the latent weights load
+        model = binary.convert(model, c["weights"], magnitude=c.get("weight_magnitude", "latent"))
     try:
         model.load_state_dict(saved["model"])
         if saved.get("neurons"):
