@@ -1,4 +1,5 @@
-"""LFP on other libraries' neurons: snnTorch's ``Leaky`` and norse's ``LIFBoxCell``, trained as they are.
+"""LFP on other libraries' neurons: snnTorch's ``Leaky``, ``Synaptic``, ``RLeaky``, ``RSynaptic``, ``Lapicque`` and
+norse's ``LIFBoxCell``, trained as they are; the other neurons of these libraries are refused with the reason.
 
 While LFP is attached, these modules run through spikelfp's own step Function
 (:class:`~spikelfp.rules.MembraneSplit`), with their own call signatures and state conventions, so
@@ -12,9 +13,11 @@ a user's snnTorch-style step loop trains by LFP unchanged. The equivalences (che
   zero-reset LIF with ``β = 1 − g`` on the input ``g·i``. The gain is a single-input scaling, so the
   feedback passes it unchanged; norse's state ``v`` is the post-reset membrane ``(1 − z)·U``.
 
-Unsupported options (learnable β or θ, per-neuron parameters, ``reset_delay=False``, graded
-spikes, inhibition, state quantisation, norse's subtractive reset or non-zero leak/reset) are
-errors that name the module. norse 1.1 has no multi-step ``LIFBox`` module; its cell is what runs.
+See :mod:`spikelfp.interop.snntorch` for the snnTorch neurons and their refusals. Unsupported options
+(a learnable θ, ``reset_delay=False``, graded spikes, inhibition, state quantisation, norse's subtractive
+reset or non-zero leak/reset) are errors that name the module. norse 1.1 has no multi-step ``LIFBox``
+module; its cell is what runs. norse's current-based cells and modules are refused with the exact
+difference (:data:`spikelfp.interop.norse.NORSE_REFUSALS`).
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from collections.abc import Callable
 from torch import nn
 
 from ..rules import register_adapter_finder
-from .norse import lif_box_cell
-from .snntorch import leaky
+from .norse import NORSE_REFUSALS, lif_box_cell
+from .snntorch import lapicque, leaky, no_lfp_rule, rleaky, rsynaptic, synaptic
 
 __all__ = ["adapter_for"]
 
@@ -35,7 +38,35 @@ __all__ = ["adapter_for"]
 # imported its library already, so the lookup reads sys.modules and never imports anything itself.
 _KNOWN = (
     ("snntorch._neurons.leaky", "Leaky", leaky),
+    ("snntorch._neurons.synaptic", "Synaptic", synaptic),
+    ("snntorch._neurons.rleaky", "RLeaky", rleaky),
+    ("snntorch._neurons.rsynaptic", "RSynaptic", rsynaptic),
+    ("snntorch._neurons.lapicque", "Lapicque", lapicque),
+    (
+        "snntorch._neurons.alpha",
+        "Alpha",
+        no_lfp_rule(
+            "its membrane is the difference of two synaptic currents (excitatory minus inhibitory), a "
+            "dual-exponential kernel that is not a sum node of LFP-SPEC §9"
+        ),
+    ),
+    (
+        "snntorch._neurons.deltaleaky",
+        "DeltaLeaky",
+        no_lfp_rule("it fires on the change of the membrane between steps, a difference that is not a sum node"),
+    ),
+    (
+        "snntorch._neurons.slstm",
+        "SLSTM",
+        no_lfp_rule("its LSTM gates are products of states, which no LFP rule splits"),
+    ),
+    (
+        "snntorch._neurons.sconv2dlstm",
+        "SConv2dLSTM",
+        no_lfp_rule("its LSTM gates are products of states, which no LFP rule splits"),
+    ),
     ("norse.torch.module.lif_box", "LIFBoxCell", lif_box_cell),
+    *NORSE_REFUSALS,
 )
 
 
@@ -50,8 +81,15 @@ def _entries() -> list[tuple[type, Callable]]:
 
 
 def adapter_for(module: nn.Module) -> Callable | None:
-    """The adapter that gives ``module`` LFP methods, or None."""
-    for cls, adapter in _entries():
+    """The adapter that gives ``module`` LFP methods (or refuses it by name), or None.
+
+    An exact class match wins over a subclass match (snnTorch's ``DeltaLeaky`` subclasses ``Leaky``).
+    """
+    entries = _entries()
+    for cls, adapter in entries:
+        if type(module) is cls:
+            return adapter
+    for cls, adapter in entries:
         if isinstance(module, cls):
             return adapter
     return None

@@ -17,7 +17,7 @@ from ..neurons import LIFParameters, _StepLFP
 from ..rules import MembraneSplit, Site, _PassThroughFunction
 from ._common import _scalar, _unsupported
 
-__all__ = ["lif_box_cell"]
+__all__ = ["NORSE_REFUSALS", "lif_box_cell"]
 
 
 def lif_box_cell(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str, Callable[..., Any]]:
@@ -49,3 +49,51 @@ def lif_box_cell(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict
         return spikes, LIFBoxFeedForwardState(v=reset)
 
     return {"forward": forward}
+
+
+def _refuse(reason: str) -> Callable[..., dict[str, Callable[..., Any]]]:
+    def refuse(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str, Callable[..., Any]]:
+        raise TypeError(
+            f"module '{name}' ({type(module).__module__}.{type(module).__name__}) is not supported by LFP: {reason}. "
+            "LFP never falls back to gradients; use spikelfp's CubaLIF/RCubaLIF/LI (NIR carries the model over) "
+            "or norse's LIFBoxCell"
+        )
+
+    return refuse
+
+
+_CUBA = (
+    "norse integrates the membrane in Euler form v[t] = v[t−1] + dt·τ_mem⁻¹·((v_leak − v[t−1]) + i[t]) with the "
+    "synaptic current i[t] = i_decayed[t−1] + input, and stores the current already decayed, "
+    "i_decayed[t] = (1 − dt·τ_syn⁻¹)·i[t]. That is CubaLIF(α = 1 − dt·τ_syn⁻¹, β = 1 − dt·τ_mem⁻¹) only on the "
+    "input scaled by dt·τ_mem⁻¹, with norse's state rescaled and in other arithmetic, so its spikes are not "
+    "reproduced operation for operation (not implemented)"
+)
+_OWN_WEIGHTS = "; the cell also holds its own input (and recurrent) weights inside the neuron, which have no LFP site"
+
+#: (module that defines the class, class name, refusing adapter): norse's current-based neurons
+NORSE_REFUSALS = (
+    ("norse.torch.module.lif", "LIFCell", _refuse("LIFCell: " + _CUBA)),
+    ("norse.torch.module.lif", "LIF", _refuse("LIF (time-first LIFCell): " + _CUBA)),
+    ("norse.torch.module.lif", "LIFRecurrentCell", _refuse("LIFRecurrentCell: " + _CUBA + _OWN_WEIGHTS)),
+    ("norse.torch.module.lif", "LIFRecurrent", _refuse("LIFRecurrent (time-first): " + _CUBA + _OWN_WEIGHTS)),
+    (
+        "norse.torch.module.leaky_integrator",
+        "LICell",
+        _refuse(
+            "LICell has a synaptic current state (v[t] = v[t−1] + dt·τ_mem⁻¹·((v_leak − v[t−1]) + i[t]), "
+            "i[t] = i_decayed[t−1] + input): a current-based leaky integrator, while spikelfp's LI has no "
+            "synaptic state"
+        ),
+    ),
+    (
+        "norse.torch.module.leaky_integrator",
+        "LI",
+        _refuse("LI (time-first LICell) has a synaptic current state, while spikelfp's LI has none"),
+    ),
+    (
+        "norse.torch.module.leaky_integrator",
+        "LILinearCell",
+        _refuse("LILinearCell has a synaptic current state, while spikelfp's LI has none" + _OWN_WEIGHTS),
+    ),
+)

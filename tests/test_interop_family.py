@@ -1,0 +1,272 @@
+"""snnTorch's neurons of the family trained by LFP in their own step loops: updates equal the spikelfp neuron's.
+
+Each test runs the same two-layer net twice: once with snnTorch neurons in a user's step loop (LFP attached,
+snnTorch's call signatures and states), once with the spikelfp neuron of the same dynamics (multi-step), with the
+same weights, and compares every parameter's update (``p.grad = −Δp``) and the spikes. The spikes are also
+compared with snnTorch's own forward without LFP attached.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import spikelfp as sl
+
+snn = pytest.importorskip("snntorch", reason="snntorch (extra 'snn') is not installed")
+
+T, B, H = 8, 4, 6
+ALPHA, BETA = 0.5, 0.75  # exactly representable: snnTorch keeps its decays as float32 tensors
+Y = torch.tensor([0, 1, 2, 0])
+
+
+def heaviside(x):
+    """snnTorch's Heaviside in the input's dtype (snnTorch's default returns float32 spikes, which its own
+    recurrent layer cannot take in a float64 net); LFP ignores a neuron's ``spike_grad``."""
+    return (x > 0).to(x.dtype)
+
+
+SG = {"spike_grad": heaviside}
+
+
+def layers(seed=0):
+    torch.manual_seed(seed)
+    fc1, fc2 = nn.Linear(5, H).double(), nn.Linear(H, 3).double()
+    with torch.no_grad():
+        fc1.weight.mul_(4)
+        fc2.weight.mul_(3)
+    return fc1, fc2
+
+
+def call(layer, kind, x, state):
+    """One step of a snnTorch neuron with explicit states: ``(spikes, state)``; ``state`` None at the first step.
+
+    ``kind``: ``"leaky"`` (``mem``), ``"synaptic"`` (``syn, mem``) or ``"recurrent"`` (``spk, [syn,] mem``).
+    """
+    out = layer(x, *state) if state is not None else layer(x)
+    if kind == "recurrent":
+        return out[0], out
+    return out[0], out[1:]
+
+
+def run_snntorch(fc1, l1, fc2, l2, x, kinds, init_hidden):
+    """The user's own step loop over snnTorch neurons (``kinds``: the two neurons' state conventions)."""
+    if init_hidden:
+        for layer in (l1, l2):  # (snntorch.utils.reset leaves RSynaptic's spk of the previous run in place)
+            layer.reset_mem()
+        outs = []
+        for t in range(T):
+            out = l2(fc2(l1(fc1(x[t]))))
+            outs.append(out[0] if isinstance(out, tuple) else out)
+        return torch.stack(outs)
+    s1 = s2 = None
+    outs = []
+    for t in range(T):
+        a, s1 = call(l1, kinds[0], fc1(x[t]), s1)
+        o, s2 = call(l2, kinds[1], fc2(a), s2)
+        outs.append(o)
+    return torch.stack(outs)
+
+
+def train_step(net, forward, composite):
+    net.zero_grad(set_to_none=True)
+    with sl.LFP(net, composite) as lfp:
+        out = forward()
+    lfp.backward(out, sl.feedback.SpikeSequence()(out, Y))
+    return out, {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+
+def reference(fc1, n1, fc2, n2, x, composite):
+    """The spikelfp net (multi-step neurons): its output and updates by parameter name (the same names as the
+    snnTorch net's: ``alpha``, ``beta``, ``recurrent.weight``, ``recurrent.bias``)."""
+    ref = nn.ModuleList([fc1, n1, fc2, n2])
+    ref.zero_grad(set_to_none=True)
+    seq = nn.Sequential(*ref)
+    lfp = sl.LFP(seq, composite)
+    out = lfp(x)
+    lfp.backward(out, sl.feedback.SpikeSequence()(out, Y))
+    return out, {n: p.grad.clone() for n, p in ref.named_parameters()}
+
+
+def compare(got_out, got, want_out, want, plain_out):
+    assert torch.equal(got_out, want_out) and got_out.sum() > 0
+    assert torch.equal(got_out, plain_out)  # spikes unchanged with and without LFP attached
+    assert sorted(got) == sorted(want)
+    for name, w in want.items():
+        assert (w != 0).any(), name
+        torch.testing.assert_close(got[name], w, rtol=1e-6, atol=1e-12, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def check(fc1, l1, fc2, l2, n1, n2, kinds, init_hidden, composite="epsilon"):
+    x = torch.rand(T, B, 5, dtype=torch.float64)
+    net = nn.ModuleList([fc1, l1, fc2, l2])
+    with torch.no_grad():
+        plain = run_snntorch(fc1, l1, fc2, l2, x, kinds, init_hidden)
+    out, got = train_step(net, lambda: run_snntorch(fc1, l1, fc2, l2, x, kinds, init_hidden), composite)
+    want_out, want = reference(fc1, n1, fc2, n2, x, composite)
+    compare(out, got, want_out, want, plain)
+    assert all("forward" not in m.__dict__ for m in net.modules())  # detached again
+
+
+@pytest.mark.parametrize("reset", ["subtract", "none"])
+@pytest.mark.parametrize("init_hidden", [False, True])
+@pytest.mark.parametrize("composite", ["epsilon", "zplus-zminus"])
+def test_synaptic_updates_equal_cubalif(reset, init_hidden, composite):
+    fc1, fc2 = layers()
+    kw = {"alpha": ALPHA, "beta": BETA, "reset_mechanism": reset, "init_hidden": init_hidden}
+    l1, l2 = snn.Synaptic(**kw, **SG), snn.Synaptic(**kw, output=init_hidden, **SG)
+    n1, n2 = sl.CubaLIF(ALPHA, BETA, 1.0, reset), sl.CubaLIF(ALPHA, BETA, 1.0, reset)
+    check(fc1, l1, fc2, l2, n1, n2, ("synaptic", "synaptic"), init_hidden, composite)
+
+
+@pytest.mark.parametrize("init_hidden", [False, True])
+def test_synaptic_learnable_per_neuron_decays_receive_their_updates(init_hidden):
+    fc1, fc2 = layers(1)
+    alpha = torch.tensor([0.5, 0.25, 0.75, 0.5, 0.125, 1.0], dtype=torch.float64)
+    beta = torch.tensor([0.75, 0.5, 0.875, 0.25, 0.75, 0.5], dtype=torch.float64)
+    kw = {"learn_alpha": True, "learn_beta": True, "init_hidden": init_hidden, **SG}
+    l1 = snn.Synaptic(alpha=alpha.clone(), beta=beta.clone(), **kw)
+    l2 = snn.Synaptic(alpha=ALPHA, beta=BETA, **kw, output=init_hidden)
+    n1 = sl.CubaLIF(alpha.clone(), beta.clone(), learn_alpha=True, learn_beta=True).double()
+    n2 = sl.CubaLIF(ALPHA, BETA, learn_alpha=True, learn_beta=True).double()
+    l1.double(), l2.double()
+    check(fc1, l1, fc2, l2, n1, n2, ("synaptic", "synaptic"), init_hidden)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"learn_beta": True},
+        {"per_neuron": True},
+        {"per_neuron": True, "learn_beta": True, "reset": "zero"},
+        {"reset": "none"},
+    ],
+    ids=["learn_beta", "per-neuron", "per-neuron-learn-zero", "reset-none"],
+)
+@pytest.mark.parametrize("init_hidden", [False, True])
+def test_leaky_extensions_equal_lif(options, init_hidden):
+    fc1, fc2 = layers(2)
+    learn = options.get("learn_beta", False)
+    reset = options.get("reset", "subtract")
+    b1 = torch.tensor([0.75, 0.5, 0.875, 0.25, 0.75, 1.0], dtype=torch.float64) if "per_neuron" in options else BETA
+    one = (lambda b: b.clone()) if isinstance(b1, torch.Tensor) else (lambda b: b)
+    kw = {"learn_beta": learn, "reset_mechanism": reset, "init_hidden": init_hidden, **SG}
+    l1 = snn.Leaky(beta=one(b1), **kw)
+    l2 = snn.Leaky(beta=BETA, **kw, output=init_hidden)
+    l1.double(), l2.double()
+    n1 = sl.LIF(one(b1), 1.0, reset, learn_beta=learn).double()
+    n2 = sl.LIF(BETA, 1.0, reset, learn_beta=learn).double()
+    check(fc1, l1, fc2, l2, n1, n2, ("leaky", "leaky"), init_hidden)
+
+
+@pytest.mark.parametrize("synaptic", [False, True], ids=["RLeaky", "RSynaptic"])
+@pytest.mark.parametrize("init_hidden", [False, True])
+@pytest.mark.parametrize("composite", ["epsilon", "zplus-zminus"])
+def test_recurrent_updates_equal_rlif(synaptic, init_hidden, composite):
+    fc1, fc2 = layers(3)
+    kw = {"beta": BETA, "init_hidden": init_hidden, "linear_features": H, **SG}
+    if synaptic:
+        l1 = snn.RSynaptic(alpha=ALPHA, **kw).double()
+        n1 = sl.RCubaLIF(H, ALPHA, BETA).double()
+    else:
+        l1 = snn.RLeaky(**kw).double()
+        n1 = sl.RLIF(H, BETA).double()
+    with torch.no_grad():
+        l1.recurrent.weight.mul_(3)
+        n1.recurrent.weight.copy_(l1.recurrent.weight)
+        n1.recurrent.bias.copy_(l1.recurrent.bias)
+    l2 = snn.Leaky(beta=BETA, init_hidden=init_hidden, output=init_hidden, **SG)
+    n2 = sl.LIF(BETA)
+    # snnTorch's RLeaky registers its recurrent Linear after its own buffers: the same parameter order as RLIF
+    check(fc1, l1, fc2, l2, n1, n2, ("recurrent", "leaky"), init_hidden, composite)
+
+
+def test_recurrent_layer_follows_the_composites_rule():
+    """The recurrent Linear's update differs between ε and z⁺z⁻ (it is the composite's rule, not a fixed one)."""
+    fc1, fc2 = layers(3)
+    grads = []
+    l1 = snn.RLeaky(beta=BETA, linear_features=H, **SG).double()
+    with torch.no_grad():
+        nn.init.uniform_(l1.recurrent.weight, -2, 2)
+    l2 = snn.Leaky(beta=BETA, **SG)
+    x = torch.rand(T, B, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    net = nn.ModuleList([fc1, l1, fc2, l2])
+    for composite in ("epsilon", "zplus-zminus"):
+        _, g = train_step(net, lambda: run_snntorch(fc1, l1, fc2, l2, x, ("recurrent", "leaky"), False), composite)
+        grads.append(g["1.recurrent.weight"])
+    assert not torch.allclose(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("init_hidden", [False, True])
+def test_lapicque_equals_lif_on_the_scaled_input(init_hidden):
+    fc1, fc2 = layers(4)
+    with torch.no_grad():
+        fc1.weight.mul_(2)
+        fc2.weight.mul_(2)
+    r_, c_, dt = 1.0, 2.0, 0.5  # β = 1 − dt/(RC) = 0.75, gain dt/C = 0.25 (exact)
+    kw = {"R": r_, "C": c_, "time_step": dt, "reset_mechanism": "subtract", "init_hidden": init_hidden, **SG}
+    l1, l2 = snn.Lapicque(**kw), snn.Lapicque(**kw, output=init_hidden)
+
+    class Scale(nn.Module):
+        def forward(self, t):
+            return t * r_ * (1 / (r_ * c_)) * dt
+
+    composite = sl.composites.Mixed(
+        [sl.composites.LayerMap([(Scale, sl.rules.PassThrough())]), sl.composites.get("epsilon")]
+    )
+    x = torch.rand(T, B, 5, dtype=torch.float64)
+    net = nn.ModuleList([fc1, l1, fc2, l2])
+    with torch.no_grad():
+        plain = run_snntorch(fc1, l1, fc2, l2, x, ("leaky", "leaky"), init_hidden)
+    out, grads = train_step(net, lambda: run_snntorch(fc1, l1, fc2, l2, x, ("leaky", "leaky"), init_hidden), "epsilon")
+    ref = nn.Sequential(fc1, Scale(), sl.LIF(0.75), fc2, Scale(), sl.LIF(0.75))
+    want_out, want = reference(
+        ref[0], nn.Sequential(ref[1], ref[2]), ref[3], nn.Sequential(ref[4], ref[5]), x, composite
+    )
+    compare(out, grads, want_out, want, plain)
+
+
+def _raises(module, match, net_in=3):
+    net = nn.Sequential(nn.Linear(net_in, 3), module)
+    with pytest.raises(TypeError, match=match) as info, sl.LFP(net, "epsilon"):
+        pass
+    return str(info.value)
+
+
+def test_refusals_are_named():
+    _raises(snn.Synaptic(alpha=0.5, beta=0.5, reset_mechanism="zero"), "discarding this step's input")
+    _raises(snn.RLeaky(beta=0.5, linear_features=3, reset_mechanism="zero"), "discarding this step's input")
+    _raises(snn.Lapicque(beta=0.5, reset_mechanism="zero"), "discarding this step's input")
+    _raises(snn.RLeaky(beta=0.5, all_to_all=False), "one-to-one recurrence")
+    _raises(snn.RSynaptic(alpha=0.5, beta=0.5, all_to_all=False), "one-to-one recurrence")
+    _raises(snn.Synaptic(alpha=0.5, beta=0.5, learn_threshold=True), "learnable threshold")
+    _raises(snn.RLeaky(beta=0.5, linear_features=3, learn_threshold=True), "learnable threshold")
+    _raises(snn.Leaky(beta=0.5, reset_delay=False), "reset_delay=False")
+    _raises(snn.Synaptic(alpha=0.5, beta=0.5, reset_delay=False), "reset_delay=False")
+
+
+def test_neurons_without_an_lfp_rule_are_refused_without_suggesting_passthrough():
+    messages = [
+        _raises(snn.Alpha(alpha=0.6, beta=0.5), "Alpha.*has no LFP rule"),
+        _raises(snn.SLSTM(3, 3), "SLSTM.*has no LFP rule"),
+    ]
+    for m in messages:
+        assert "PassThrough" not in m and "gradients" in m
+
+
+def test_norse_current_based_neurons_are_refused_with_the_difference():
+    pytest.importorskip("norse", reason="norse (extra 'snn') is not installed")
+    from norse.torch import LI, LIF, LICell, LIFCell, LIFRecurrent, LIFRecurrentCell, LILinearCell
+
+    for module, match in [
+        (LIFCell(), "LIFCell: norse integrates the membrane in Euler form"),
+        (LIF(), "LIF \\(time-first LIFCell\\)"),
+        (LIFRecurrentCell(3, 3), "LIFRecurrentCell.*own input"),
+        (LIFRecurrent(3, 3), "LIFRecurrent \\(time-first\\)"),
+        (LICell(), "LICell has a synaptic current state"),
+        (LI(), "LI \\(time-first LICell\\)"),
+        (LILinearCell(3, 3), "LILinearCell.*own input"),
+    ]:
+        message = _raises(module, match)
+        assert "PassThrough" not in message
