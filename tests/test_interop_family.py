@@ -227,6 +227,98 @@ def test_lapicque_equals_lif_on_the_scaled_input(init_hidden):
     compare(out, grads, want_out, want, plain)
 
 
+@pytest.mark.parametrize("init_hidden", [False, True])
+@pytest.mark.parametrize("kind", ["Leaky", "Synaptic"])
+def test_same_step_zero_reset_equals_the_familys_zero_reset(kind, init_hidden):
+    """``reset_delay=False`` with the zero reset: the post-reset state ``(1 − S[t])U[t]`` is carried, which is the
+    family's zero reset (its delayed reset signal is never set for θ ≥ 0)."""
+    fc1, fc2 = layers(5)
+    kw = {"reset_mechanism": "zero", "reset_delay": False, "init_hidden": init_hidden, **SG}
+    if kind == "Synaptic":
+        l1, l2 = snn.Synaptic(ALPHA, BETA, **kw), snn.Synaptic(ALPHA, BETA, **kw, output=init_hidden)
+        n1, n2 = sl.CubaLIF(ALPHA, BETA, 1.0, "zero"), sl.CubaLIF(ALPHA, BETA, 1.0, "zero")
+        kinds = ("synaptic", "synaptic")
+    else:
+        l1, l2 = snn.Leaky(BETA, **kw), snn.Leaky(BETA, **kw, output=init_hidden)
+        n1, n2 = sl.LIF(BETA, 1.0, "zero"), sl.LIF(BETA, 1.0, "zero")
+        kinds = ("leaky", "leaky")
+    check(fc1, l1, fc2, l2, n1, n2, kinds, init_hidden)
+
+
+@pytest.mark.parametrize("init_hidden", [False, True])
+def test_same_step_subtract_reset_follows_the_spec_in_float64(init_hidden):
+    """``Leaky(reset_delay=False)``: the post-reset membrane ``U[t] − θS[t]`` is carried into ``k[t+1]`` (LFP-SPEC §9,
+    "Reset variants"); an explicit float64 restatement of the split and of the ε-rule of the Linear before it."""
+    torch.manual_seed(6)
+    fc = nn.Linear(5, H).double()
+    with torch.no_grad():
+        fc.weight.mul_(6)
+    theta, eps = 1.0, 1e-6
+    layer = snn.Leaky(BETA, reset_delay=False, init_hidden=init_hidden, **SG)
+    net = nn.ModuleList([fc, layer])
+    x = torch.rand(T, B, 5, dtype=torch.float64)
+    r_out = torch.randn(T, B, H, dtype=torch.float64)
+
+    def forward():
+        if init_hidden:
+            layer.reset_mem()
+            return torch.stack([layer(fc(x[t])) for t in range(T)])
+        mem, outs = layer.reset_mem(), []
+        for t in range(T):
+            spk, mem = layer(fc(x[t]), mem)
+            outs.append(spk)
+        return torch.stack(outs)
+
+    with torch.no_grad():
+        plain = forward()
+    net.zero_grad(set_to_none=True)
+    with sl.LFP(net, "epsilon") as lfp:
+        out = forward()
+    lfp.backward(out, r_out)
+    # the restatement: z = Wx + b; pre = β·post[t−1] + z − θ·H(post[t−1] − θ); S = [pre > θ];
+    # post = pre − θ(S − H(post[t−1] − θ)); k[t] = β·post[t−1]; D = |z| + |k| + ε
+    w, b = fc.weight.detach(), fc.bias.detach()
+    z = torch.einsum("tbi,ji->tbj", x, w) + b
+    post, ks, spikes = torch.zeros(B, H, dtype=torch.float64), [], []
+    for t in range(T):
+        signal = (post > theta).double()
+        pre = BETA * post + z[t] - theta * signal
+        s = (pre > theta).double()
+        ks.append(BETA * post)
+        spikes.append(s)
+        post = pre - theta * (s - signal)
+    carry, r_i = torch.zeros(B, H, dtype=torch.float64), torch.empty_like(z)
+    for t in reversed(range(T)):
+        r_u = r_out[t] + carry
+        d = z[t].abs() + ks[t].abs() + eps
+        r_i[t] = z[t] / d * r_u
+        carry = ks[t] / d * r_u
+    stab = z + eps * torch.where(z >= 0, 1.0, -1.0)
+    share = r_i / stab
+    d_w = w.abs() * torch.einsum("tbj,tbi->ji", share, x)
+    d_b = b.abs() * share.sum((0, 1))
+    assert torch.equal(out, torch.stack(spikes)) and torch.equal(out, plain) and out.sum() > 0
+    assert any((ks[t] < 0).any() for t in range(T))  # the post-reset carry differs from the pre-reset one
+    torch.testing.assert_close(fc.weight.grad, -d_w, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(fc.bias.grad, -d_b, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("init_hidden", [False, True])
+def test_same_step_subtract_reset_of_synaptic_keeps_snntorchs_spikes(init_hidden):
+    fc1, fc2 = layers(7)
+    kw = {"reset_delay": False, "init_hidden": init_hidden, **SG}
+    l1, l2 = snn.Synaptic(ALPHA, BETA, **kw), snn.Synaptic(ALPHA, BETA, **kw, output=init_hidden)
+    x = torch.rand(T, B, 5, dtype=torch.float64)
+    net = nn.ModuleList([fc1, l1, fc2, l2])
+    with torch.no_grad():
+        plain = run_snntorch(fc1, l1, fc2, l2, x, ("synaptic", "synaptic"), init_hidden)
+    out, got = train_step(
+        net, lambda: run_snntorch(fc1, l1, fc2, l2, x, ("synaptic", "synaptic"), init_hidden), "epsilon"
+    )
+    assert torch.equal(out, plain) and out.sum() > 0
+    assert all(torch.isfinite(g).all() and (g != 0).any() for g in got.values())
+
+
 def _raises(module, match, net_in=3):
     net = nn.Sequential(nn.Linear(net_in, 3), module)
     with pytest.raises(TypeError, match=match) as info, sl.LFP(net, "epsilon"):
@@ -236,14 +328,17 @@ def _raises(module, match, net_in=3):
 
 def test_refusals_are_named():
     _raises(snn.Synaptic(alpha=0.5, beta=0.5, reset_mechanism="zero"), "discarding this step's input")
+    _raises(
+        snn.Synaptic(alpha=0.5, beta=0.5, threshold=-0.5, reset_mechanism="zero", reset_delay=False),
+        "discarding this step's input",
+    )
+    _raises(snn.RLeaky(beta=0.5, linear_features=3, reset_delay=False), "reset_delay=False on a recurrent neuron")
     _raises(snn.RLeaky(beta=0.5, linear_features=3, reset_mechanism="zero"), "discarding this step's input")
     _raises(snn.Lapicque(beta=0.5, reset_mechanism="zero"), "discarding this step's input")
     _raises(snn.RLeaky(beta=0.5, all_to_all=False), "one-to-one recurrence")
     _raises(snn.RSynaptic(alpha=0.5, beta=0.5, all_to_all=False), "one-to-one recurrence")
     _raises(snn.Synaptic(alpha=0.5, beta=0.5, learn_threshold=True), "learnable threshold")
     _raises(snn.RLeaky(beta=0.5, linear_features=3, learn_threshold=True), "learnable threshold")
-    _raises(snn.Leaky(beta=0.5, reset_delay=False), "reset_delay=False")
-    _raises(snn.Synaptic(alpha=0.5, beta=0.5, reset_delay=False), "reset_delay=False")
 
 
 def test_neurons_without_an_lfp_rule_are_refused_without_suggesting_passthrough():

@@ -18,12 +18,20 @@ unchanged and produces the same spikes. The equivalences (checked in ``tests/tes
 
 A learnable decay (``learn_beta``/``learn_alpha``) receives ``p.grad = −Δβ`` with ``Δβ = Σ_{t,b} r_carry[t−1]``.
 
+``reset_delay=False`` (``Leaky``, ``Synaptic``) resets within the step: snnTorch's state is then the post-reset
+membrane ``U[t] − θ(S[t] − S̃[t])`` (zero: ``U[t] − (S[t] − S̃[t])·U[t]``), with ``S̃[t] = H(mem[t−1] − θ)`` the
+delayed reset signal already applied inside ``U[t]``; it is carried into ``k[t+1]`` (LFP-SPEC §9, "Reset
+variants"). The reset is a gate, not a contribution: the feedback of the post-reset state passes to ``U[t]``
+unchanged. For the zero reset (θ ≥ 0) this is exactly the family's zero reset.
+
 Refused by name (each a ``TypeError`` naming the module): a learnable threshold (no LFP update), snnTorch's
-zero reset of ``Synaptic``/``RLeaky``/``RSynaptic``/``Lapicque`` (it sets ``U[t] = (1 − S[t−1])·(βU[t−1] + …)``,
-discarding this step's input too, which no §9 neuron does), ``reset_delay=False`` (the family carries the
-pre-reset membrane; snnTorch's same-step reset would carry ``U[t] − θ(S[t] − S[t−1])``, not implemented),
-graded spikes, inhibition, state quantisation, one-to-one recurrence (``all_to_all=False``: its ``V`` is a
-per-neuron vector with no linear-layer rule of its own here) and convolutional recurrence.
+delayed zero reset of ``Synaptic``/``RLeaky``/``RSynaptic``/``Lapicque`` (it sets
+``U[t] = (1 − S[t−1])·(βU[t−1] + …)``, discarding this step's input too, which no §9 neuron does),
+``reset_delay=False`` on a recurrent neuron with a reset (its recurrent input ``S[t−1]`` and its reset signal
+``H(mem[t−1] − θ)`` then differ; the family's step takes one), graded spikes, inhibition, state quantisation,
+one-to-one recurrence (``all_to_all=False``: its ``V`` is a per-neuron product, not a linear layer the composite
+has a rule for) and convolutional recurrence. snnTorch's neurons with no LFP rule (``Alpha``, ``SLSTM``,
+``SConv2dLSTM``, ``DeltaLeaky``) are refused by :func:`no_lfp_rule`.
 """
 
 from __future__ import annotations
@@ -43,34 +51,61 @@ __all__ = ["lapicque", "leaky", "no_lfp_rule", "rleaky", "rsynaptic", "synaptic"
 _RESETS = {0: "subtract", 1: "zero", 2: "none"}
 
 
-def _common_checks(module: nn.Module, name: str, zero_ok: bool) -> str:
-    """The reset mode, after refusing the options LFP does not support (by name)."""
+def _common_checks(module: nn.Module, name: str, zero_drops_input: bool, recurrent: bool = False) -> str:
+    """The reset mode, after refusing the options LFP does not support (by name).
+
+    ``zero_drops_input``: snnTorch's delayed zero reset of this neuron multiplies the whole new membrane by
+    ``1 − S[t−1]`` (Synaptic, RLeaky, RSynaptic, Lapicque), discarding the step's input.
+    """
     reset = _RESETS.get(int(module.reset_mechanism_val))
     if reset is None:  # pragma: no cover - snnTorch knows only these three
         raise _unsupported(module, name, f"reset_mechanism_val={module.reset_mechanism_val}")
-    if reset == "zero" and not zero_ok:
+    th = module.threshold
+    if isinstance(th, nn.Parameter) and th.requires_grad:
+        raise _unsupported(module, name, "a learnable threshold (it has no LFP update, LFP-SPEC §9)")
+    delayed = getattr(module, "reset_delay", True)
+    if not delayed and recurrent and reset != "none":
         raise _unsupported(
             module,
             name,
-            "reset_mechanism='zero' (snnTorch's zero reset of this neuron sets U[t] = (1 − S[t−1])·(βU[t−1] + "
-            "input), discarding this step's input too, which no LFP-SPEC §9 neuron does; use 'subtract' or 'none')",
+            "reset_delay=False on a recurrent neuron (its recurrent input S[t−1] and its delayed reset signal "
+            "H(mem[t−1] − θ) then differ, while the family's step takes one S[t−1] for both)",
         )
-    if not getattr(module, "reset_delay", True):
+    if reset == "zero" and zero_drops_input and (delayed or _scalar(module, "threshold", th) < 0):
         raise _unsupported(
             module,
             name,
-            "reset_delay=False (a same-step reset carries U[t] − θ(S[t] − S[t−1]) into the next step; the neuron "
-            "family carries the pre-reset membrane)",
+            "reset_mechanism='zero' with reset_delay=True (snnTorch's delayed zero reset of this neuron sets "
+            "U[t] = (1 − S[t−1])·(βU[t−1] + input), discarding this step's input too, which no LFP-SPEC §9 neuron "
+            "does; use reset_delay=False (θ ≥ 0), 'subtract' or 'none')",
         )
     if getattr(module, "state_quant", False) or getattr(module, "inhibition", False):
         raise _unsupported(module, name, "state quantisation or inhibition")
     gsf = module.graded_spikes_factor
     if (isinstance(gsf, nn.Parameter) and gsf.requires_grad) or _scalar(module, "graded_spikes_factor", gsf) != 1.0:
         raise _unsupported(module, name, "graded spikes")
-    th = module.threshold
-    if isinstance(th, nn.Parameter) and th.requires_grad:
-        raise _unsupported(module, name, "a learnable threshold (it has no LFP update, LFP-SPEC §9)")
     return reset
+
+
+def _same_step_reset(module: nn.Module, st: Structure) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
+    """snnTorch's state after the step: ``U[t]`` (``reset_delay=True``), or with ``reset_delay=False`` its
+    post-reset membrane ``U[t] − θ(S[t] − S̃)`` (subtract) / ``U[t] − (S[t] − S̃)·U[t]`` (zero), with the
+    delayed reset signal ``S̃ = H(mem[t−1] − θ)`` already applied inside ``U[t]``: snnTorch's own arithmetic.
+
+    The reset is a gate, not a contribution (LFP-SPEC §9): the feedback that reaches the post-reset state (the
+    next step's carry) passes to ``U[t]`` unchanged, through a rule node.
+    """
+    if getattr(module, "reset_delay", True) or st.reset == "none":
+        return lambda u, spikes, signal: u
+    th = st.threshold
+
+    def post(u: Tensor, spikes: Tensor, signal: Tensor | None) -> Tensor:
+        do_reset = spikes.detach() if signal is None else spikes.detach() - signal
+        if st.reset == "subtract":
+            return _PassThroughFunction.apply(u, lambda t: t - do_reset * th)
+        return _PassThroughFunction.apply(u, lambda t: t - do_reset * t)
+
+    return post
 
 
 def _decay(module: nn.Module, attr: str) -> Tensor:
@@ -93,10 +128,11 @@ def _family(
     run,
     synaptic: bool,
     recurrent: bool,
-    zero_ok: bool,
+    zero_drops_input: bool,
 ):
-    """The pieces every adapter shares: a ``step(i, j, v, s) -> (S, J, U)`` on the family's Function."""
-    reset = _common_checks(module, name, zero_ok)
+    """The pieces every adapter shares: a ``step(i, j, v, s) -> (S, J, U)`` on the family's Function and the
+    same-step reset ``post(U, S, S̃)``."""
+    reset = _common_checks(module, name, zero_drops_input, recurrent)
     st = Structure(synaptic, True, _scalar(module, "threshold", module.threshold), reset)
     if recurrent:
         if not getattr(module, "all_to_all", True):
@@ -125,7 +161,7 @@ def _family(
         a = None if alpha_in is None else alpha_in.to(device=i.device)
         return FamilyStepLFP.apply(i, weight, bias, a, beta_in.to(device=i.device), j, v, s, site)
 
-    return st, step
+    return st, step, _same_step_reset(module, st)
 
 
 def _reset_signal(mem: Tensor | None, threshold: float) -> Tensor | None:
@@ -135,7 +171,7 @@ def _reset_signal(mem: Tensor | None, threshold: float) -> Tensor | None:
 
 def leaky(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str, Callable[..., Any]]:
     """``snntorch.Leaky`` as ``sl.LIF`` (scalar or per-neuron, fixed or learnable β; subtract/zero/none)."""
-    st, step = _family(module, rule, name, run, synaptic=False, recurrent=False, zero_ok=True)
+    st, step, post = _family(module, rule, name, run, synaptic=False, recurrent=False, zero_drops_input=False)
 
     def forward(input_: Tensor, mem: Tensor | None = None):
         if module.init_hidden:
@@ -143,7 +179,9 @@ def leaky(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str, C
                 raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
             mem = module.mem
         v = _state(mem, input_)
-        spikes, _, u = step(input_, None, v, _reset_signal(v, st.threshold))
+        signal = _reset_signal(v, st.threshold)
+        spikes, _, u = step(input_, None, v, signal)
+        u = post(u, spikes, signal)
         if module.init_hidden:
             module.mem = u
             return (spikes, u) if module.output else spikes
@@ -162,8 +200,9 @@ def lapicque(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str
     beta = 1 - (dt / (r_ * c_))  # snnTorch's expression (it does not clamp it)
     if not bool(((torch.as_tensor(beta) >= 0) & (torch.as_tensor(beta) <= 1)).all()):
         raise _unsupported(module, name, f"a decay 1 − Δt/(RC) = {beta} outside [0, 1]")
-    reset = _common_checks(module, name, zero_ok=False)
+    reset = _common_checks(module, name, zero_drops_input=True)
     st = Structure(False, True, _scalar(module, "threshold", module.threshold), reset)
+    post = _same_step_reset(module, st)
     beta_in = torch.as_tensor(beta)
 
     def scale(t: Tensor) -> Tensor:
@@ -181,6 +220,7 @@ def lapicque(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str
         spikes, _, u = FamilyStepLFP.apply(
             current, None, None, None, beta_in.to(input_.device), None, v, None if v is None else s, site
         )
+        u = post(u, spikes, s)
         if module.init_hidden:
             module.mem = u
             return (spikes, u) if module.output else spikes
@@ -191,7 +231,7 @@ def lapicque(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str
 
 def synaptic(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str, Callable[..., Any]]:
     """``snntorch.Synaptic`` as ``sl.CubaLIF`` (subtract or no reset)."""
-    st, step = _family(module, rule, name, run, synaptic=True, recurrent=False, zero_ok=False)
+    st, step, post = _family(module, rule, name, run, synaptic=True, recurrent=False, zero_drops_input=True)
 
     def forward(input_: Tensor, syn: Tensor | None = None, mem: Tensor | None = None):
         if module.init_hidden:
@@ -199,7 +239,9 @@ def synaptic(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str
                 raise TypeError("`mem` or `syn` should not be passed as an argument while `init_hidden=True`")
             syn, mem = module.syn, module.mem
         j, v = _state(syn, input_), _state(mem, input_)
-        spikes, j_new, u = step(input_, j, v, _reset_signal(v, st.threshold))
+        signal = _reset_signal(v, st.threshold)
+        spikes, j_new, u = step(input_, j, v, signal)
+        u = post(u, spikes, signal)
         if module.init_hidden:
             module.syn, module.mem = j_new, u
             return (spikes, j_new, u) if module.output else spikes
@@ -210,7 +252,7 @@ def synaptic(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str
 
 def rleaky(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str, Callable[..., Any]]:
     """``snntorch.RLeaky(all_to_all=True, linear_features=n)`` as ``sl.RLIF`` (its ``recurrent`` Linear)."""
-    _, step = _family(module, rule, name, run, synaptic=False, recurrent=True, zero_ok=False)
+    _, step, _ = _family(module, rule, name, run, synaptic=False, recurrent=True, zero_drops_input=True)
 
     def forward(input_: Tensor, spk: Tensor | None = None, mem: Tensor | None = None):
         if module.init_hidden:
@@ -229,7 +271,7 @@ def rleaky(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str, 
 
 def rsynaptic(module: nn.Module, rule: MembraneSplit, name: str, run) -> dict[str, Callable[..., Any]]:
     """``snntorch.RSynaptic(all_to_all=True, linear_features=n)`` as ``sl.RCubaLIF`` (its ``recurrent`` Linear)."""
-    _, step = _family(module, rule, name, run, synaptic=True, recurrent=True, zero_ok=False)
+    _, step, _ = _family(module, rule, name, run, synaptic=True, recurrent=True, zero_drops_input=True)
 
     def forward(input_: Tensor, spk: Tensor | None = None, syn: Tensor | None = None, mem: Tensor | None = None):
         if module.init_hidden:
