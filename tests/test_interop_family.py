@@ -352,12 +352,10 @@ def test_neurons_without_an_lfp_rule_are_refused_without_suggesting_passthrough(
 
 def test_norse_current_based_neurons_are_refused_with_the_difference():
     pytest.importorskip("norse", reason="norse (extra 'snn') is not installed")
-    from norse.torch import LI, LIF, LICell, LIFCell, LIFRecurrent, LIFRecurrentCell, LILinearCell
+    from norse.torch import LI, LICell, LIFRecurrent, LIFRecurrentCell, LILinearCell
 
     for module, match in [
-        (LIFCell(), "LIFCell: norse integrates the membrane in Euler form"),
-        (LIF(), "LIF \\(time-first LIFCell\\)"),
-        (LIFRecurrentCell(3, 3), "LIFRecurrentCell.*own input"),
+        (LIFRecurrentCell(3, 3), "LIFRecurrentCell.*weight matrices held inside the neuron"),
         (LIFRecurrent(3, 3), "LIFRecurrent \\(time-first\\)"),
         (LICell(), "LICell has a synaptic current state"),
         (LI(), "LI \\(time-first LICell\\)"),
@@ -365,3 +363,131 @@ def test_norse_current_based_neurons_are_refused_with_the_difference():
     ]:
         message = _raises(module, match)
         assert "PassThrough" not in message
+
+
+# --------------------------------------------------------------------------------------------------
+# norse
+# --------------------------------------------------------------------------------------------------
+class Scale(nn.Module):
+    """The input gain ``g·x`` of norse's Euler step, as a module with a pass-through rule in the reference."""
+
+    def __init__(self, gain):
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, t):
+        return t * self.gain
+
+
+def _norse_reference(fc1, n1, fc2, n2, x, gain1, gain2):
+    composite = sl.composites.Mixed(
+        [sl.composites.LayerMap([(Scale, sl.rules.PassThrough())]), sl.composites.get("epsilon")]
+    )
+    first = nn.Sequential(Scale(gain1), n1) if gain1 is not None else n1
+    second = nn.Sequential(Scale(gain2), n2) if gain2 is not None else n2
+    ref = nn.Sequential(fc1, first, fc2, second)
+    ref.zero_grad(set_to_none=True)
+    lfp = sl.LFP(ref, composite)
+    out = lfp(x)
+    lfp.backward(out, sl.feedback.SpikeSequence()(out, Y))
+    return out, {n: p.grad.clone() for n, p in nn.ModuleList([fc1, n1, fc2, n2]).named_parameters()}
+
+
+def _norse_check(fc1, c1, fc2, c2, n1, n2, gains, time_first=False):
+    x = torch.rand(T, B, 5, dtype=torch.float64)
+    net = nn.ModuleList([fc1, c1, fc2, c2])
+
+    def run():
+        if time_first:
+            a, _ = c1(fc1(x))
+            o, _ = c2(fc2(a))
+            return o
+        s1 = s2 = None
+        outs = []
+        for t in range(T):
+            a, s1 = c1(fc1(x[t]), s1)
+            o, s2 = c2(fc2(a), s2)
+            outs.append(o)
+        return torch.stack(outs)
+
+    with torch.no_grad():
+        plain = run()
+    out, got = train_step(net, run, "epsilon")
+    want_out, want = _norse_reference(fc1, n1, fc2, n2, x, *gains)
+    compare(out, got, want_out, want, plain)
+
+
+def _dt_params(**taus):
+    return {k: torch.tensor(v, dtype=torch.float64) for k, v in taus.items()}
+
+
+@pytest.mark.parametrize("time_first", [False, True], ids=["LIFCell", "LIF"])
+def test_norse_lif_cell_is_cubalif_on_the_scaled_input(time_first):
+    norse = pytest.importorskip("norse.torch", reason="norse (extra 'snn') is not installed")
+    fc1, fc2 = layers(8)
+    with torch.no_grad():
+        fc1.weight.mul_(3)
+        fc1.bias.add_(2)
+        fc2.weight.mul_(4)
+    # g = dt·τ_mem⁻¹ = 0.25, h = dt·τ_syn⁻¹ = 0.5: CubaLIF(α = 0.5, β = 0.75, zero reset) on 0.25·x
+    p = norse.LIFParameters(**_dt_params(tau_syn_inv=500.0, tau_mem_inv=250.0, v_th=0.5))
+    cls = norse.LIF if time_first else norse.LIFCell
+    c1, c2 = cls(p, dt=0.001), cls(p, dt=0.001)
+    n1, n2 = sl.CubaLIF(ALPHA, BETA, 0.5, "zero"), sl.CubaLIF(ALPHA, BETA, 0.5, "zero")
+    _norse_check(fc1, c1, fc2, c2, n1, n2, (0.25, 0.25), time_first)
+
+
+@pytest.mark.parametrize("time_first", [False, True], ids=["IAFCell", "IAF"])
+def test_norse_iaf_cell_is_lif_with_unit_decay(time_first):
+    norse = pytest.importorskip("norse.torch", reason="norse (extra 'snn') is not installed")
+    fc1, fc2 = layers(9)
+    p = norse.IAFParameters(v_th=torch.tensor(2.0, dtype=torch.float64))
+    cls = norse.IAF if time_first else norse.IAFCell
+    c1, c2 = cls(p), cls(p)
+    n1, n2 = sl.LIF(1.0, 2.0, "zero"), sl.LIF(1.0, 2.0, "zero")
+    _norse_check(fc1, c1, fc2, c2, n1, n2, (None, None), time_first)
+
+
+def test_norse_li_box_cell_readout_is_li_on_the_scaled_input():
+    norse = pytest.importorskip("norse.torch", reason="norse (extra 'snn') is not installed")
+    fc1, fc2 = layers(10)
+    with torch.no_grad():
+        fc1.weight.mul_(3)
+        fc1.bias.add_(2)
+    p_lif = norse.LIFBoxParameters(**_dt_params(tau_mem_inv=250.0, v_th=1.0))
+    p_li = norse.LIBoxParameters(**_dt_params(tau_mem_inv=500.0))
+    c1, c2 = norse.LIFBoxCell(p_lif, dt=0.001), norse.LIBoxCell(p_li, dt=0.001)
+    n1, n2 = sl.LIF(BETA, 1.0, "zero"), sl.LI(0.5)
+    x = torch.rand(T, B, 5, dtype=torch.float64)
+    net = nn.ModuleList([fc1, c1, fc2, c2])
+
+    def run():
+        s1 = s2 = None
+        outs = []
+        for t in range(T):
+            a, s1 = c1(fc1(x[t]), s1)
+            o, s2 = c2(fc2(a), s2)
+            outs.append(o)
+        return torch.stack(outs)
+
+    with torch.no_grad():
+        plain = run()
+    r = torch.randn(T, B, 3, dtype=torch.float64)
+    net.zero_grad(set_to_none=True)
+    with sl.LFP(net, "epsilon") as lfp:
+        out = run()
+    lfp.backward(out, r)
+    assert torch.equal(out, plain)  # norse's own membranes
+    composite = sl.composites.Mixed(
+        [sl.composites.LayerMap([(Scale, sl.rules.PassThrough())]), sl.composites.get("epsilon")]
+    )
+    ref = nn.Sequential(fc1, Scale(0.25), n1, fc2, Scale(0.5), n2)
+    got = {n: p.grad.clone() for n, p in net.named_parameters()}
+    ref.zero_grad(set_to_none=True)
+    lfp = sl.LFP(ref, composite)
+    want_out = lfp(x)
+    lfp.backward(want_out, r)
+    torch.testing.assert_close(out, want_out, rtol=1e-12, atol=1e-12)
+    for name, p in (("0.weight", fc1.weight), ("0.bias", fc1.bias), ("2.weight", fc2.weight), ("2.bias", fc2.bias)):
+        assert (p.grad != 0).any()
+        torch.testing.assert_close(got[name], p.grad, rtol=1e-6, atol=1e-12)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from torch import nn
 
 from ..rules import register_adapter_finder
-from .norse import NORSE_REFUSALS, lif_box_cell
+from .norse import NORSE_REFUSALS, iaf_cell, li_box_cell, lif_box_cell, lif_cell, time_first
 from .snntorch import lapicque, leaky, no_lfp_rule, rleaky, rsynaptic, synaptic
 
 __all__ = ["adapter_for"]
@@ -66,6 +66,11 @@ _KNOWN = (
         no_lfp_rule("its LSTM gates are products of states, which no LFP rule splits"),
     ),
     ("norse.torch.module.lif_box", "LIFBoxCell", lif_box_cell),
+    ("norse.torch.module.lif", "LIFCell", lif_cell),
+    ("norse.torch.module.lif", "LIF", time_first(lif_cell)),
+    ("norse.torch.module.iaf", "IAFCell", iaf_cell),
+    ("norse.torch.module.iaf", "IAF", time_first(iaf_cell)),
+    ("norse.torch.module.leaky_integrator_box", "LIBoxCell", li_box_cell),
     *NORSE_REFUSALS,
 )
 
