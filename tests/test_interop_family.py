@@ -198,6 +198,28 @@ def test_recurrent_layer_follows_the_composites_rule():
     assert not torch.allclose(grads[0], grads[1])
 
 
+def test_one_to_one_equals_a_diagonal_all_to_all():
+    """The refused ``all_to_all=False`` has an exact replacement: ``linear_features`` with ``diag(V)`` and a zero
+    bias (same spikes; zero weights get no LFP update, so the layer stays diagonal under the composite's rule)."""
+    fc1, fc2 = layers(11)
+    v = torch.tensor([0.5, -1.0, 2.0, 0.25, -0.5, 1.5], dtype=torch.float64)
+    one = snn.RLeaky(beta=BETA, all_to_all=False, V=v.clone(), **SG).double()
+    full = snn.RLeaky(beta=BETA, linear_features=H, **SG).double()
+    with torch.no_grad():
+        full.recurrent.weight.copy_(torch.diag(v))
+        full.recurrent.bias.zero_()
+    l2 = snn.Leaky(beta=BETA, **SG)
+    x = torch.rand(T, B, 5, dtype=torch.float64)
+    with torch.no_grad():
+        want = run_snntorch(fc1, one, fc2, l2, x, ("recurrent", "leaky"), False)
+    net = nn.ModuleList([fc1, full, fc2, l2])
+    out, got = train_step(net, lambda: run_snntorch(fc1, full, fc2, l2, x, ("recurrent", "leaky"), False), "epsilon")
+    assert torch.equal(out, want) and out.sum() > 0
+    off = ~torch.eye(H, dtype=torch.bool)
+    assert (got["1.recurrent.weight"][off] == 0).all() and (got["1.recurrent.weight"].diagonal() != 0).any()
+    assert (got["1.recurrent.bias"] == 0).all()
+
+
 @pytest.mark.parametrize("init_hidden", [False, True])
 def test_lapicque_equals_lif_on_the_scaled_input(init_hidden):
     fc1, fc2 = layers(4)

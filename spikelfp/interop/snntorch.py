@@ -139,8 +139,9 @@ def _family(
             raise _unsupported(
                 module,
                 name,
-                "one-to-one recurrence (all_to_all=False: its per-neuron V has no linear-layer rule here; use "
-                "all_to_all=True with linear_features)",
+                "one-to-one recurrence (all_to_all=False: R = V·S[t−1] is no layer the composite has a rule "
+                "for, and the rules differ on it; the exact replacement is all_to_all=True with linear_features, "
+                "recurrent.weight = diag(V) and a zero bias: zero weights get no LFP update)",
             )
         if not isinstance(module.recurrent, nn.Linear):
             raise _unsupported(module, name, "convolutional recurrence (only an nn.Linear recurrent layer)")
