@@ -350,10 +350,7 @@ def _raises(module, match, net_in=3):
 
 def test_refusals_are_named():
     _raises(snn.Synaptic(alpha=0.5, beta=0.5, reset_mechanism="zero"), "discarding this step's input")
-    _raises(
-        snn.Synaptic(alpha=0.5, beta=0.5, threshold=-0.5, reset_mechanism="zero", reset_delay=False),
-        "discarding this step's input",
-    )
+    _raises(snn.Synaptic(alpha=0.5, beta=0.5, threshold=-0.5), "negative threshold")
     _raises(snn.RLeaky(beta=0.5, linear_features=3, reset_delay=False), "reset_delay=False on a recurrent neuron")
     _raises(snn.RLeaky(beta=0.5, linear_features=3, reset_mechanism="zero"), "discarding this step's input")
     _raises(snn.Lapicque(beta=0.5, reset_mechanism="zero"), "discarding this step's input")

@@ -1,23 +1,27 @@
-"""LFP on other libraries' neurons: snnTorch's ``Leaky``, ``Synaptic``, ``RLeaky``, ``RSynaptic``, ``Lapicque`` and
-norse's ``LIFBoxCell``, trained as they are; the other neurons of these libraries are refused with the reason.
+"""LFP on other libraries' neurons, trained as they are; the others are refused with the reason.
 
-While LFP is attached, these modules run through spikelfp's own step Function
-(:class:`~spikelfp.rules.MembraneSplit`), with their own call signatures and state conventions, so
-a user's snnTorch-style step loop trains by LFP unchanged. The equivalences (checked in the tests):
+While LFP is attached, these modules run one step of the neuron family's LFP Function
+(:class:`~spikelfp.neurons.core.FamilyStepLFP`, LFP-SPEC §9) with their own call signatures and state
+conventions, so a user's snnTorch- or norse-style step loop trains by LFP unchanged and keeps its spikes.
+The equivalences (checked in ``tests/test_interop.py`` and ``tests/test_interop_family.py``):
 
-- ``snntorch.Leaky(beta, threshold, reset_mechanism="subtract" | "zero", reset_delay=True)`` is
-  ``spikelfp.LIF(beta, threshold, reset)`` step by step; snnTorch's ``mem`` is spikelfp's ``U[t]`` and
-  its reset uses ``H(mem[t−1] − θ)``, i.e. ``S[t−1]``. Both ``init_hidden`` modes are supported.
-- norse's ``LIFBoxCell`` with ``v_leak = 0`` and reset to ``v_reset = 0`` integrates
-  ``v ← (1 − g)·v + g·i`` with ``g = dt·τ_mem⁻¹``, spikes on ``v > v_th`` and resets to zero: spikelfp's
-  zero-reset LIF with ``β = 1 − g`` on the input ``g·i``. The gain is a single-input scaling, so the
-  feedback passes it unchanged; norse's state ``v`` is the post-reset membrane ``(1 − z)·U``.
+- snnTorch (:mod:`spikelfp.interop.snntorch`): ``Leaky`` → ``sl.LIF``, ``Synaptic`` → ``sl.CubaLIF``,
+  ``RLeaky``/``RSynaptic`` (``linear_features``) → ``sl.RLIF``/``sl.RCubaLIF``, ``Lapicque`` → ``sl.LIF`` on the
+  scaled input; scalar or per-neuron, fixed or learnable decays; both ``init_hidden`` modes;
+  ``reset_delay=False`` for ``Leaky``/``Synaptic``. snnTorch's ``mem`` is ``U[t]`` and its reset uses
+  ``H(mem[t−1] − θ)``, i.e. ``S[t−1]``.
+- norse (:mod:`spikelfp.interop.norse`), with ``v_leak = 0`` and ``v_reset = 0``: ``LIFBoxCell`` →
+  zero-reset ``sl.LIF(1 − g)`` on ``g·x``, ``LIFCell``/``LIF`` → ``sl.CubaLIF(1 − h, 1 − g, "zero")`` on ``g·x``,
+  ``IAFCell``/``IAF`` → ``sl.LIF(1, reset="zero")``, ``LIBoxCell`` → ``sl.LI(1 − g)`` on ``g·x``
+  (``g = dt·τ_mem⁻¹``, ``h = dt·τ_syn⁻¹``). A gain is a single-input scaling, so the feedback passes it
+  unchanged; norse's state ``v`` is the post-reset membrane ``(1 − z)·U``.
 
-See :mod:`spikelfp.interop.snntorch` for the snnTorch neurons and their refusals. Unsupported options
-(a learnable θ, ``reset_delay=False``, graded spikes, inhibition, state quantisation, norse's subtractive
-reset or non-zero leak/reset) are errors that name the module. norse 1.1 has no multi-step ``LIFBox``
-module; its cell is what runs. norse's current-based cells and modules are refused with the exact
-difference (:data:`spikelfp.interop.norse.NORSE_REFUSALS`).
+Unsupported options (a learnable θ, graded spikes, inhibition, state quantisation, snnTorch's delayed zero
+reset where it drops the step's input, one-to-one or convolutional recurrence, norse's subtractive reset or
+non-zero leak/reset) are errors that name the module. Neurons with no LFP rule (snnTorch ``Alpha``,
+``SLSTM``, ``SConv2dLSTM``, ``DeltaLeaky``) and norse's cells with weights inside the neuron or a synaptic
+current ``LI`` lacks (``LIFRecurrentCell``, ``LIFRecurrent``, ``LILinearCell``, ``LICell``, ``LI``) are refused
+with the exact difference.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
-"""norse's ``LIFBoxCell`` under LFP: spikelfp's zero-reset LIF step on the scaled input.
+"""norse's neurons under LFP: ``LIFBoxCell``, ``LIFCell``/``LIF``, ``IAFCell``/``IAF``, ``LIBoxCell``; refusals.
 
 ``LIFBoxCell`` with ``v_leak = 0`` and reset to ``v_reset = 0`` integrates ``v ← (1 − g)·v + g·i`` with
 ``g = dt·τ_mem⁻¹``, spikes on ``v > v_th`` and resets to zero: spikelfp's zero-reset LIF with ``β = 1 − g``
 on the input ``g·i``. The gain is a single-input scaling, so the feedback passes it unchanged; norse's
-state ``v`` is the post-reset membrane ``(1 − z)·U``.
+state ``v`` is the post-reset membrane ``(1 − z)·U``. ``LIFCell``, ``IAFCell`` and ``LIBoxCell`` map the same way
+onto ``CubaLIF``, ``LIF(β = 1)`` and ``LI`` (see each adapter); their outputs and states are norse's own numbers,
+carried on the family's feedback path (:func:`_as`). The time-first ``LIF``/``IAF`` modules run their cell's step
+in norse's loop (:func:`time_first`). The other current-based neurons are refused with the exact difference
+(:data:`NORSE_REFUSALS`).
 """
 
 from __future__ import annotations

@@ -63,6 +63,10 @@ def _common_checks(module: nn.Module, name: str, zero_drops_input: bool, recurre
     th = module.threshold
     if isinstance(th, nn.Parameter) and th.requires_grad:
         raise _unsupported(module, name, "a learnable threshold (it has no LFP update, LFP-SPEC §9)")
+    if _scalar(module, "threshold", th) < 0:
+        raise _unsupported(
+            module, name, "a negative threshold (snnTorch's reset signal H(0 − θ) already fires at the resting state)"
+        )
     delayed = getattr(module, "reset_delay", True)
     if not delayed and recurrent and reset != "none":
         raise _unsupported(
@@ -71,13 +75,13 @@ def _common_checks(module: nn.Module, name: str, zero_drops_input: bool, recurre
             "reset_delay=False on a recurrent neuron (its recurrent input S[t−1] and its delayed reset signal "
             "H(mem[t−1] − θ) then differ, while the family's step takes one S[t−1] for both)",
         )
-    if reset == "zero" and zero_drops_input and (delayed or _scalar(module, "threshold", th) < 0):
+    if reset == "zero" and zero_drops_input and delayed:
         raise _unsupported(
             module,
             name,
             "reset_mechanism='zero' with reset_delay=True (snnTorch's delayed zero reset of this neuron sets "
             "U[t] = (1 − S[t−1])·(βU[t−1] + input), discarding this step's input too, which no LFP-SPEC §9 neuron "
-            "does; use reset_delay=False (θ ≥ 0), 'subtract' or 'none')",
+            "does; use reset_delay=False, 'subtract' or 'none')",
         )
     if getattr(module, "state_quant", False) or getattr(module, "inhibition", False):
         raise _unsupported(module, name, "state quantisation or inhibition")
