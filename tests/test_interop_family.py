@@ -510,3 +510,30 @@ def test_norse_li_box_cell_readout_is_li_on_the_scaled_input():
     for name, p in (("0.weight", fc1.weight), ("0.bias", fc1.bias), ("2.weight", fc2.weight), ("2.bias", fc2.bias)):
         assert (p.grad != 0).any()
         torch.testing.assert_close(got[name], p.grad, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["Synaptic", "RLeaky", "RSynaptic", "Leaky-learn"])
+def test_default_float32_snntorch_models_keep_their_spikes(kind):
+    """As users build them (float32, snnTorch's own spike function, init_hidden): identical spikes with LFP."""
+    torch.manual_seed(12)
+    fc1, fc2 = nn.Linear(5, H), nn.Linear(H, 3)
+    with torch.no_grad():
+        fc1.weight.mul_(4)
+        fc2.weight.mul_(3)
+    if kind == "Synaptic":
+        l1 = snn.Synaptic(alpha=0.8, beta=0.9, init_hidden=True)
+    elif kind == "RLeaky":
+        l1 = snn.RLeaky(beta=0.9, linear_features=H, init_hidden=True)
+    elif kind == "RSynaptic":
+        l1 = snn.RSynaptic(alpha=0.8, beta=0.9, linear_features=H, init_hidden=True)
+    else:
+        l1 = snn.Leaky(beta=torch.full((H,), 0.9), learn_beta=True, init_hidden=True)
+    l2 = snn.Leaky(beta=0.9, init_hidden=True)
+    x = torch.rand(T, B, 5)
+    net = nn.ModuleList([fc1, l1, fc2, l2])
+    with torch.no_grad():
+        plain = run_snntorch(fc1, l1, fc2, l2, x, None, True)
+    out, got = train_step(net, lambda: run_snntorch(fc1, l1, fc2, l2, x, None, True), "epsilon")
+    assert out.dtype == torch.float32 and torch.equal(out, plain) and out.sum() > 0
+    assert sorted(got) == sorted(n for n, p in net.named_parameters() if p.requires_grad)
+    assert all(torch.isfinite(g).all() for g in got.values())
