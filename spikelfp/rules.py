@@ -577,6 +577,7 @@ class MembraneSplit(Rule):
         if adapter is None:
             raise TypeError(
                 f"rule {self!r} cannot handle module '{name}' of type {type(module).__name__}; it serves "
-                "spikelfp's neurons (LIF, CubaLIF, RLIF, RCubaLIF, LI), snntorch.Leaky and norse's LIFBoxCell"
+                "spikelfp's neurons (LIF, CubaLIF, RLIF, RCubaLIF, LI), snnTorch's Leaky, Synaptic, RLeaky, RSynaptic, "
+                "Lapicque and norse's LIFBoxCell"
             )
         return adapter(module, self, name, run)

@@ -69,9 +69,8 @@ def test_snntorch_leaky_updates_equal_sl_lif(reset, init_hidden, composite):
 def test_snntorch_unsupported_options_are_named():
     fc = nn.Linear(3, 3)
     for kwargs, match in [
-        ({"reset_mechanism": "none"}, "reset_mechanism='none'"),
-        ({"reset_delay": False}, "reset_delay=False"),
-        ({"learn_beta": True}, "learnable beta"),
+        ({"state_quant": lambda t: t}, "state quantisation"),
+        ({"learn_threshold": True}, "learnable threshold"),
     ]:
         net = nn.Sequential(fc, snn.Leaky(beta=0.9, **kwargs))
         with pytest.raises(TypeError, match=match), sl.LFP(net, "epsilon"):

@@ -9,7 +9,7 @@ from torch import nn
 
 
 def _scalar(module: nn.Module, name: str, value: Any) -> float:
-    t = torch.as_tensor(value)
+    t = torch.as_tensor(value).detach()
     if t.numel() != 1:
         raise TypeError(f"{type(module).__name__} has a per-neuron {name}; LFP supports one {name} per layer here")
     return float(t)
