@@ -16,9 +16,9 @@ is written as NIR's ``Flatten(start_dim=-3, end_dim=-1)``: negative dimensions n
 sample (NIR's shape rule) and on the batched tensors that snnTorch's and norse's importers run, where
 ``start_dim=0`` would flatten the batch.
 
-Models built from snnTorch ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic`` or norse ``LIFBoxCell``/``IAFCell``/
-``LIBoxCell`` (step-wise, ``(B, …)`` per call) export
-too; ``convention="norse"`` writes LIF nodes the way norse's importer reads them (see :func:`to_nir`).
+Models built from snnTorch ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic`` or norse ``LIFBoxCell``/``LIFCell``/
+``IAFCell``/``LIBoxCell`` (step-wise, ``(B, …)`` per call) export too; ``convention="norse"`` writes LIF nodes
+the way norse's importer reads them (see :func:`to_nir`).
 
 Binary weights: :func:`binarize` replaces every weight by ``sign(w)·α_row`` (``sign(0) := +1``);
 :func:`save_binary` writes bit-packed signs, the per-row scales, the biases and the architecture to
@@ -152,8 +152,8 @@ def _linear_arrays(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
     """The NIR view of a neuron layer, else None: spikelfp's family (``LIF``, ``CubaLIF``, ``LI``, ``RLIF``,
-    ``RCubaLIF``), snnTorch ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic``, norse ``LIFBoxCell``/``IAFCell``/
-    ``LIBoxCell`` (norse's current-based cells are refused by name).
+    ``RCubaLIF``), snnTorch ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic``, norse ``LIFBoxCell``/``LIFCell``/
+    ``IAFCell``/``LIBoxCell`` (norse's other cells are refused by name).
 
     - snnTorch's neurons are spikelfp's of the same dynamics (``β``, ``α`` clamped to ``[0, 1]``, gain 1)
       with their delayed subtractive reset. Their delayed zero reset differs for ``Synaptic``/``RLeaky``/
@@ -181,6 +181,19 @@ def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
             raise ExportError(f"{what}: dt·tau_mem_inv = {gain} must lie in (0, 1)")
         v_th = _one(name, layer, "v_th", p.v_th)
         return _Neuron("LIF", 1.0 - gain, v_th, "zero", gain, "norse.LIFBoxCell", True)
+    if _library_class(layer, "norse", "LIFCell"):
+        # norse 1.1: i ← i + x; v ← v + g·(v_leak − v + i); spike; i ← (1 − dt·τ_syn⁻¹)·i. With v_leak = 0 that is
+        # CubaLIF(α = 1 − dt·τ_syn⁻¹, β = 1 − g) on the input g·x (the current is linear, so g moves onto it)
+        what = f"layer '{name}' (norse LIFCell)"
+        p = layer.p
+        if _one(name, layer, "v_leak", p.v_leak) != 0.0 or _one(name, layer, "v_reset", p.v_reset) != 0.0:
+            raise ExportError(f"{what}: v_leak and v_reset must be 0")
+        gain = float(layer.dt) * _one(name, layer, "tau_mem_inv", p.tau_mem_inv)
+        syn = float(layer.dt) * _one(name, layer, "tau_syn_inv", p.tau_syn_inv)
+        if not (0.0 < gain < 1.0 and 0.0 < syn < 1.0):
+            raise ExportError(f"{what}: dt·tau_mem_inv = {gain} and dt·tau_syn_inv = {syn} must lie in (0, 1)")
+        v_th = _one(name, layer, "v_th", p.v_th)
+        return _Neuron("CubaLIF", 1.0 - gain, v_th, "zero", gain, "norse.LIFCell", True, alpha=1.0 - syn)
     if _library_class(layer, "norse", "IAFCell"):
         if _one(name, layer, "v_reset", layer.p.v_reset) != 0.0:
             raise ExportError(f"layer '{name}' (norse IAFCell): v_reset must be 0")
@@ -201,14 +214,12 @@ def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
 
 _NORSE_BOX = ("LIFBoxCell", "LIBoxCell")  # cells whose dynamics use their dt
 _NORSE_REFUSED = {
-    "LIFCell": "its membrane integrates the previous step's synaptic current (v[t] uses i[t−1]), one step behind "
-    "NIR's CubaLIF as snnTorch's and norse's own importers run it (v[t] uses I[t])",
-    "LICell": "its membrane integrates the previous step's synaptic current (a current-based integrator), which NIR's "
-    "LI does not describe",
-    "LIFRecurrentCell": "it holds its input and recurrent weights inside a current-based cell (see LIFCell); build the "
-    "model from Linear and spikelfp's RCubaLIF instead",
+    "LICell": "it is a current-based integrator (a synaptic current feeding a leaky membrane), which NIR's LI does "
+    "not describe",
+    "LIFRecurrentCell": "it holds its input and recurrent weights inside the cell, where no Affine node can hold them; "
+    "build the model from Linear and spikelfp's RCubaLIF instead",
     "LILinearCell": "it holds its input weights inside a current-based integrator (see LICell)",
-    "LIF": "it runs norse's current-based LIFCell over time (see LIFCell)",
+    "LIF": "it runs norse's LIFCell over the whole sequence; export a SequentialState of Linear and LIFCell steps",
     "LIFRecurrent": "it runs norse's LIFRecurrentCell over time (see LIFRecurrentCell)",
     "LI": "it runs norse's current-based LICell over time (see LICell)",
 }

@@ -703,12 +703,37 @@ def test_norse_iaf_and_li_box_cells_round_trip():
     torch.testing.assert_close(back(x), want, rtol=1e-6, atol=1e-6)
 
 
+def test_norse_lif_cell_exports_as_cubalif_with_identical_spikes():
+    """norse's LIFCell (i ← i + x, v ← v + g·(i − v), i decays after the spike) is CubaLIF(1 − dt·τ_syn⁻¹, 1 − g)
+    on g·x: exported as NIR CubaLIF with g folded into the Linear, it comes back with norse's own spikes."""
+    norse = pytest.importorskip("norse.torch", reason="norse is not installed")
+    torch.manual_seed(3)
+
+    def cell(alpha, beta, v_th):
+        p = norse.LIFParameters(
+            tau_syn_inv=torch.tensor((1 - alpha) / DYADIC_DT),
+            tau_mem_inv=torch.tensor((1 - beta) / DYADIC_DT),
+            v_th=torch.tensor(v_th),
+        )
+        return norse.LIFCell(p, dt=DYADIC_DT)
+
+    model = _dyadic(
+        norse.SequentialState(nn.Linear(30, 20), cell(0.5, 0.5, 0.25), nn.Linear(20, 8), cell(0.75, 0.75, 0.125)),
+        scale=3.0,
+    )
+    x = _spikes_in(T, B, 30)
+    want = _run_norse_import(model, x)  # norse's own step loop
+    _active(want)
+    graph = export.to_nir(model)
+    assert isinstance(graph.nodes["1"], nir.CubaLIF) and graph.nodes["1"].metadata["node"] == "norse.LIFCell"
+    back = export.from_nir(graph)
+    cubas = [m for m in back.modules() if isinstance(m, sl.CubaLIF)]
+    assert [(m.alpha, m.beta, m.reset) for m in cubas] == [(0.5, 0.5, "zero"), (0.75, 0.75, "zero")]
+    assert torch.equal(back(x), want)
+
+
 def test_norse_current_based_cells_are_refused_with_the_reason():
     norse = pytest.importorskip("norse.torch", reason="norse is not installed")
-    with pytest.raises(
-        export.ExportError, match=r"\(norse LIFCell\) does not export to NIR: .*\(v\[t\] uses i\[t−1\]\)"
-    ):
-        export.to_nir(norse.SequentialState(nn.Linear(3, 2), norse.LIFCell()))
     with pytest.raises(export.ExportError, match=r"\(norse LIFRecurrentCell\) does not export"):
         export.to_nir(norse.SequentialState(norse.LIFRecurrentCell(3, 2)), input_shape=(3,))
     with pytest.raises(export.ExportError, match=r"\(norse LICell\) does not export"):
