@@ -12,8 +12,11 @@ Dropout, Dropout1d/2d/3d, AlphaDropout                      :class:`~spikelfp.ru
 AvgPool1d/2d/3d, AdaptiveAvgPool1d/2d/3d, ``sl.nn.Add``     :class:`~spikelfp.rules.EpsilonSum`
 MaxPool1d/2d/3d, AdaptiveMaxPool1d/2d/3d                    :class:`~spikelfp.rules.WinnerTakesAll`
 Flatten, Unflatten, Identity                                :class:`~spikelfp.rules.Reshape`
-``sl.LIF``, ``snntorch.Leaky``, norse ``LIFBoxCell``        :class:`~spikelfp.rules.MembraneSplit`
-``sl.CubaLIF``, ``sl.RLIF``, ``sl.RCubaLIF``, ``sl.LI``     :class:`~spikelfp.rules.MembraneSplit` (LFP-SPEC §9)
+``sl.LIF``, ``sl.CubaLIF``, ``sl.RLIF``, ``sl.RCubaLIF``   :class:`~spikelfp.rules.MembraneSplit` (LFP-SPEC §5, §9)
+``sl.LI``                                                   :class:`~spikelfp.rules.MembraneSplit` (σ = sign(U))
+snnTorch ``Leaky``, ``Synaptic``, ``RLeaky``, ``RSynaptic``  :class:`~spikelfp.rules.MembraneSplit` (through
+``Lapicque``; norse ``LIFBoxCell``, ``LIFCell``, ``LIF``,     the adapters of :mod:`spikelfp.interop`)
+``IAFCell``, ``LIBoxCell``
 ==========================================================  ==============================
 
 Named presets (:func:`get`), as in the paper (A.6.2):
