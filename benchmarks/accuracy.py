@@ -64,37 +64,14 @@ SUITES: dict[str, dict[str, dict]] = {
             batch_size=32,
         ),
     },
-    # the same N-MNIST LeNet with current-based neurons (CubaLIF, α = 0.8) in every LIF's place (LFP-SPEC §9)
-    "nmnist-cuba": {
-        "lfp-epsilon": dict(
-            model="snn-lenet",
-            dataset="nmnist",
-            neuron="cuba",
-            alpha=0.8,
-            method="lfp-epsilon",
-            lr=1e-3,
-            steps=10,
-            epochs=15,
-            batch_size=32,
-        ),
-        "surrogate": dict(
-            model="snn-lenet",
-            dataset="nmnist",
-            neuron="cuba",
-            alpha=0.8,
-            method="surrogate",
-            lr=1e-3,
-            beta=0.9,
-            steps=10,
-            epochs=15,
-            batch_size=32,
-        ),
-    },
     "snn-lenet": {
         "lfp-epsilon": dict(model="snn-lenet", method="lfp-epsilon", lr=1e-3, beta=0.9, steps=25, epochs=3),
         "surrogate": dict(model="snn-lenet", method="surrogate", lr=1e-3, beta=0.6, steps=25, epochs=3),
     },
 }
+
+# the same N-MNIST LeNet with current-based neurons (CubaLIF, α = 0.8) in every LIF's place (LFP-SPEC §9)
+SUITES["nmnist-cuba"] = {name: dict(run, neuron="cuba", alpha=0.8) for name, run in SUITES["nmnist"].items()}
 
 
 def main() -> None:

@@ -889,15 +889,7 @@ class Trainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore a run from ``checkpoint.pt`` (or its folder); refuses torn or foreign files."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / "checkpoint.pt"
-        if not path.is_file():
-            raise CheckpointError(f"no checkpoint at {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torn zip, foreign pickle, unsafe globals
-            raise CheckpointError(f"{path} is not a readable spikelfp checkpoint: {exc}") from exc
+        path, state = _read_run_file(path, "checkpoint.pt", "checkpoint", "no checkpoint at {path}")
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a spikelfp checkpoint")
         if state.get("version") != CHECKPOINT_VERSION:
@@ -942,6 +934,20 @@ class Trainer:
         self._resumed = True
 
 
+def _read_run_file(path: str | os.PathLike, name: str, what: str, missing: str) -> tuple[Path, Any]:
+    """``(path, contents)`` of a run's ``name`` (``path`` may be the run folder), read with
+    ``weights_only=True`` so that loading never executes code; :class:`CheckpointError` names the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / name
+    if not path.is_file():
+        raise CheckpointError(missing.format(path=path))
+    try:
+        return path, torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torn zip, foreign pickle, unsafe globals
+        raise CheckpointError(f"{path} is not a readable spikelfp {what}: {exc}") from exc
+
+
 def load_model(
     run_dir: str | os.PathLike, model: nn.Module | None = None, device: str | torch.device = "cpu"
 ) -> nn.Module:
@@ -966,15 +972,9 @@ def load_model(
     CheckpointError
         If the file is missing, unreadable, or does not fit the model.
     """
-    path = Path(run_dir)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise CheckpointError(f"no model.pt at {path} (a run writes it when training ends)")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torn zip, foreign pickle, unsafe globals
-        raise CheckpointError(f"{path} is not a readable spikelfp model file: {exc}") from exc
+    path, saved = _read_run_file(
+        run_dir, "model.pt", "model file", "no model.pt at {path} (a run writes it when training ends)"
+    )
     if not isinstance(saved, dict) or "model" not in saved or "config" not in saved:
         raise CheckpointError(f"{path} is not a spikelfp model file (no 'model' and 'config' entries)")
     c = saved["config"]
