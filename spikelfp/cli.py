@@ -364,7 +364,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    scale = "smoke" if args.smoke else ("quick" if args.quick else "full")
+    flags = [f for f, on in (("smoke", args.smoke), ("quick", args.quick)) if on]
+    if args.scale is not None and flags and flags != [args.scale]:
+        print(f"error: --scale {args.scale} contradicts --{flags[0]}", file=sys.stderr)
+        return 2
+    scale = args.scale or (flags[0] if flags else "full")
     out = Path(args.out or f"runs/reproduce/{args.name}-{scale}")
     options = {
         k: v
@@ -373,9 +377,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             ("model", args.model),
             ("seeds", args.seeds),
             ("pretrained", args.pretrained),
+            ("shard", args.shard),
         )
         if v is not None
     }
+    if args.shard is not None and not args.sweep:
+        print("error: --shard splits a sweep; add --sweep", file=sys.stderr)
+        return 2
     if args.sweep:
         options["sweep"] = True
     print(f"reproducing {args.name} ({scale}) into {out}")
@@ -384,6 +392,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if results.get("shard"):  # one process's share of a sweep: no summary yet
+        return 0
     print((out / "table.md").read_text())
     print(f"results: {out / 'results.json'}, figure: {out / 'figure.png'}")
     return 0 if results else 1
@@ -400,10 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--list", action="store_true", help="list the experiments")
     r.add_argument("--quick", action="store_true", help="minutes on 2 CPU cores instead of the paper's scale")
     r.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    r.add_argument("--scale", choices=("full", "quick", "smoke"), default=None, help="full (default), quick or smoke")
     r.add_argument("--out", default=None, help="run folder (default: runs/reproduce/<name>-<scale>)")
     r.add_argument("--dataset", default=None, help="fig2/fig3: a substitute data set (fashion-mnist, mnist)")
     r.add_argument("--model", default=None, help="fig4: snn-mlp (default) or snn-lenet")
     r.add_argument("--sweep", action="store_true", help="fig4: the β × T × lr grid of Fig. A.4")
+    r.add_argument("--shard", default=None, help="fig4 --sweep: i/n trains every n-th cell from i (n processes)")
     r.add_argument("--seeds", type=int, default=None, help="fig5: number of seeds")
     r.add_argument("--pretrained", default=None, help="fig3: a torchvision VGG-16 state dict (.pth)")
     r.add_argument("--threads", type=int, default=None)

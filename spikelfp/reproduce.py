@@ -300,7 +300,9 @@ FIG4_METHODS = {  # Table 1's best settings
 }
 
 
-def fig4_snn_mnist(out: Path, scale: str = "full", model: str = "snn-mlp", sweep: bool = False, **_) -> dict:
+def fig4_snn_mnist(
+    out: Path, scale: str = "full", model: str = "snn-mlp", sweep: bool = False, shard: str | None = None, **_
+) -> dict:
     plt = _plt()
     train, test = data.mnist(True), data.mnist(False)
     steps = _pick(scale, 4, 10, 25)
@@ -317,7 +319,7 @@ def fig4_snn_mnist(out: Path, scale: str = "full", model: str = "snn-mlp", sweep
         optimizer="adam",
     )
     if sweep:
-        return _fig4_sweep(out, scale, base, train, test)
+        return _fig4_sweep(out, scale, base, train, test, shard)
     results: dict[str, dict[str, list[float]]] = {}
     rows = []
     for encoding in ("constant", "rate"):
@@ -347,43 +349,134 @@ def fig4_snn_mnist(out: Path, scale: str = "full", model: str = "snn-mlp", sweep
     )
 
 
-def _fig4_sweep(out: Path, scale: str, base: dict, train, test) -> dict:
-    """Fig. A.4's grid β × T × lr for each method; every cell a resumable run, one summary table."""
+SWEEP_GRID = {  # Fig. A.4: β × T × lr per method (issue 13)
+    "beta": [0.3, 0.6, 0.9, 0.95],
+    "steps": [5, 15, 25],
+    "lr": [1e-3, 5e-4, 1e-4],
+}
+
+
+def _sweep_cell(name: str, beta: float, steps: int, lr: float) -> str:
+    return f"{name}-b{beta:g}-T{steps}-lr{lr:g}"
+
+
+def _parse_shard(shard: str | None) -> tuple[int, int]:
+    if shard is None:
+        return 0, 1
+    try:
+        index, count = (int(v) for v in shard.split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like 'i/n' (e.g. 0/2), got {shard!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"shard {shard!r}: need 0 <= i < n")
+    return index, count
+
+
+def _fig4_sweep(out: Path, scale: str, base: dict, train, test, shard: str | None = None) -> dict:
+    """Fig. A.4's grid β × T × lr for each method; every cell a resumable run, one summary.
+
+    ``quick`` runs the whole grid on 10 000 training images for 2 epochs and the full test set (about
+    an hour on 2 CPU cores), ``full`` on all 60 000 for 3 epochs (the paper's scale, about 8 CPU hours).
+    ``shard="i/n"`` trains only every n-th cell starting at i, so n processes can share the grid; the
+    summary (table, heat-maps, best settings) is written by a run without ``shard`` once all cells exist.
+    """
     plt = _plt()
-    betas = _pick(scale, [0.9], [0.6, 0.9], [0.3, 0.6, 0.9])
-    steps = _pick(scale, [4], [5, 15], [5, 15, 25])
-    lrs = _pick(scale, [1e-3], [1e-3, 1e-4], [1e-3, 1e-4, 1e-5])
-    grid: dict[str, float] = {}
-    rows = []
-    for name, setting in FIG4_METHODS.items():
-        for beta in betas:
-            for T in steps:
-                for lr in lrs:
-                    cell = f"{name}-b{beta}-T{T}-lr{lr:g}"
-                    trainer = _train(
-                        {**base, **setting, "beta": beta, "steps": T, "lr": lr}, out / "sweep" / cell, train, test
-                    )
-                    grid[cell] = trainer.history[-1]["test_accuracy"]
-                    rows.append([name, beta, T, f"{lr:g}", grid[cell]])
-    fig, ax = plt.subplots(1, len(FIG4_METHODS), figsize=(4 * len(FIG4_METHODS), 3.2), sharey=True)
-    for a, name in zip(ax, FIG4_METHODS):
-        for beta in betas:
-            a.plot(
-                steps,
-                [max(grid[f"{name}-b{beta}-T{T}-lr{lr:g}"] for lr in lrs) for T in steps],
-                marker="o",
-                label=f"β={beta}",
-            )
-        a.set(title=name, xlabel="T")
-        a.legend(fontsize=7)
-    ax[0].set_ylabel("best test accuracy over lr")
+    index, count = _parse_shard(shard)
+    grid_axes = _pick(
+        scale,
+        {"beta": [0.6, 0.9], "steps": [4], "lr": [1e-3]},
+        SWEEP_GRID,
+        SWEEP_GRID,
+    )
+    betas, steps, lrs = grid_axes["beta"], grid_axes["steps"], grid_axes["lr"]
+    base = {**base, "epochs": _pick(scale, 1, 2, 3)}
+    base["limit_train"], base["limit_test"] = _pick(scale, (256, 128), (10_000, None), (None, None))
+    cells = [(name, beta, T, lr) for name in FIG4_METHODS for beta in betas for T in steps for lr in lrs]
+    grid: dict[str, dict[str, Any]] = {}
+    for i, (name, beta, T, lr) in enumerate(cells):
+        if i % count != index:
+            continue
+        key = _sweep_cell(name, beta, T, lr)
+        settings = {**base, "method": FIG4_METHODS[name]["method"], "beta": beta, "steps": T, "lr": lr}
+        trainer = _train(settings, out / "sweep" / key, train, test)
+        last = trainer.history[-1]
+        grid[key] = {
+            "method": name,
+            "beta": beta,
+            "T": T,
+            "lr": lr,
+            "test_accuracy": last["test_accuracy"],
+            "accuracy_per_epoch": [h["test_accuracy"] for h in trainer.history],
+            "train_seconds": round(sum(h["seconds"] for h in trainer.history), 2),
+            "firing_rates": last.get("firing_rates"),
+        }
+    if count > 1:
+        (out / "sweep").mkdir(parents=True, exist_ok=True)
+        (out / "sweep" / f"shard-{index}-of-{count}.json").write_text(json.dumps(grid, indent=2) + "\n")
+        print(f"shard {index}/{count}: {len(grid)} cells done; run again without --shard for the summary")
+        return {"scale": scale, "shard": shard, "grid": grid}
+    best = {
+        name: max((v for v in grid.values() if v["method"] == name), key=lambda v: v["test_accuracy"])
+        for name in FIG4_METHODS
+    }
+    sensitivity = {}
+    for name in FIG4_METHODS:
+        accs = [v["test_accuracy"] for v in grid.values() if v["method"] == name]
+        over_lr = [max(grid[_sweep_cell(name, b, T, lr)]["test_accuracy"] for lr in lrs) for b in betas for T in steps]
+        sensitivity[name] = {
+            "best": max(accs),
+            "median": sorted(accs)[len(accs) // 2],
+            "worst": min(accs),
+            "best_over_lr_range": max(over_lr) - min(over_lr),
+        }
+    fig, axes = plt.subplots(
+        len(FIG4_METHODS), len(lrs), figsize=(3.2 * len(lrs), 2.6 * len(FIG4_METHODS)), squeeze=False
+    )
+    for r, name in enumerate(FIG4_METHODS):
+        for c, lr in enumerate(lrs):
+            a = axes[r][c]
+            values = [[100 * grid[_sweep_cell(name, b, T, lr)]["test_accuracy"] for T in steps] for b in betas]
+            im = a.imshow(values, vmin=0, vmax=100, cmap="viridis", origin="lower", aspect="auto")
+            for y, row in enumerate(values):
+                for x, v in enumerate(row):
+                    a.text(x, y, f"{v:.1f}", ha="center", va="center", fontsize=7, color="w" if v < 60 else "k")
+            a.set_xticks(range(len(steps)), [str(T) for T in steps])
+            a.set_yticks(range(len(betas)), [f"{b:g}" for b in betas])
+            a.set_title(f"{name}, lr {lr:g}", fontsize=8)
+            if r == len(FIG4_METHODS) - 1:
+                a.set_xlabel("T")
+            if c == 0:
+                a.set_ylabel("β")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="test accuracy (%)")
+    rows = [
+        [
+            name,
+            f"{v['beta']:g}",
+            v["T"],
+            f"{v['lr']:g}",
+            v["test_accuracy"],
+            sensitivity[name]["median"],
+            sensitivity[name]["worst"],
+            v["train_seconds"],
+        ]
+        for name, v in best.items()
+    ]
+    data_note = "all" if base["limit_train"] is None else f"{base['limit_train']}"
     return _write(
         out,
-        {"scale": scale, "grid": grid},
-        ["method", "β", "T", "lr", "test accuracy"],
+        {
+            "scale": scale,
+            "epochs": base["epochs"],
+            "train_images": base["limit_train"],
+            "grid_axes": grid_axes,
+            "best": best,
+            "sensitivity": sensitivity,
+            "grid": grid,
+        },
+        ["method", "best β", "best T", "best lr", "best accuracy", "grid median", "grid worst", "train s (best)"],
         rows,
         fig,
-        "Fig. A.4 sweep: β × T × lr",
+        f"Fig. A.4 sweep: β × T × lr, spiking MLP, {data_note} training images, {base['epochs']} epochs",
     )
 
 
@@ -397,6 +490,19 @@ FIG5_METHODS = {
     "gradient→lfp-epsilon": dict(method="lfp-epsilon", pretrain_steps=100),
     "gradient→lfp-zplus-zminus": dict(method="lfp-zplus-zminus", pretrain_steps=100),
 }
+
+
+def _std(values: list[float]) -> float | None:
+    """Sample standard deviation (n − 1), None for fewer than two values."""
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _kept_within(curve: list[tuple[float, float]], drop: float) -> float:
+    """The largest pruned fraction whose accuracy stays within ``drop`` of the unpruned model's."""
+    return max((f for f, a in curve if a >= curve[0][1] - drop), default=0.0)
 
 
 def fig5_finetune_prune(out: Path, scale: str = "full", seeds: int | None = None, **_) -> dict:
@@ -445,6 +551,11 @@ def fig5_finetune_prune(out: Path, scale: str = "full", seeds: int | None = None
             (f, sum(s["pruning"][i][1] for s in per_seed) / len(per_seed)) for i, f in enumerate(fractions)
         ]
         results[name]["seeds"] = n_seeds
+        final = [s["accuracy"][-1] for s in per_seed]
+        keeps = [_kept_within(s["pruning"], 0.01) for s in per_seed]
+        results[name]["final_accuracy_per_seed"] = final
+        results[name]["final_accuracy_std"] = _std(final)
+        results[name]["pruned_within_1pt_per_seed"] = keeps
     fig, ax = plt.subplots(1, 4, figsize=(16, 3.3))
     rows = []
     for name, r in results.items():
@@ -453,8 +564,17 @@ def fig5_finetune_prune(out: Path, scale: str = "full", seeds: int | None = None
         ax[1].plot(ep, r["sign_changes"], marker="o", label=name)
         ax[2].plot([p[0] for p in r["pruning"]], [p[1] for p in r["pruning"]], label=name)
         ax[3].plot(ep, r["median_over_p75"], marker="o", label=name)
-        keep = max((f for f, a in r["pruning"] if a >= r["pruning"][0][1] - 0.01), default=0.0)
-        rows.append([name, r["accuracy"][-1], int(sum(r["sign_changes"][1:])), keep, r["median_over_p75"][-1]])
+        keep = _kept_within(r["pruning"], 0.01)
+        spread = "" if r["final_accuracy_std"] is None else f" ± {r['final_accuracy_std']:.4f}"
+        rows.append(
+            [
+                name,
+                f"{r['accuracy'][-1]:.4f}{spread}",
+                int(sum(r["sign_changes"][1:])),
+                f"{keep:g} ({min(r['pruned_within_1pt_per_seed']):g}–{max(r['pruned_within_1pt_per_seed']):g})",
+                r["median_over_p75"][-1],
+            ]
+        )
         r["largest_fraction_pruned_within_1pt"] = keep
     for a in (ax[0], ax[1], ax[3]):
         a.xaxis.get_major_locator().set_params(integer=True)
@@ -466,7 +586,13 @@ def fig5_finetune_prune(out: Path, scale: str = "full", seeds: int | None = None
     return _write(
         out,
         {"scale": scale, "seeds": n_seeds, "methods": results},
-        ["method", "final accuracy", "sign changes after epoch 1", "pruned within 1 pt", "median/p75"],
+        [
+            "method",
+            "final accuracy (± sd over seeds)",
+            "sign changes after epoch 1",
+            "pruned within 1 pt (seed range)",
+            "median/p75",
+        ],
         rows,
         fig,
         "Fig. 5: LeNet on MNIST, SGD lr 1e-2, batch 32",
