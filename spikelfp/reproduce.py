@@ -430,16 +430,20 @@ def _fig4_sweep(out: Path, scale: str, base: dict, train, test, shard: str | Non
             "best_over_lr_range": max(over_lr) - min(over_lr),
         }
     fig, axes = plt.subplots(
-        len(FIG4_METHODS), len(lrs), figsize=(3.2 * len(lrs), 2.6 * len(FIG4_METHODS)), squeeze=False
+        len(FIG4_METHODS),
+        len(lrs),
+        figsize=(3.2 * len(lrs), 2.6 * len(FIG4_METHODS)),
+        squeeze=False,
+        layout="constrained",
     )
     for r, name in enumerate(FIG4_METHODS):
         for c, lr in enumerate(lrs):
             a = axes[r][c]
             values = [[100 * grid[_sweep_cell(name, b, T, lr)]["test_accuracy"] for T in steps] for b in betas]
-            im = a.imshow(values, vmin=0, vmax=100, cmap="viridis", origin="lower", aspect="auto")
+            im = a.imshow(values, vmin=80, vmax=100, cmap="viridis", origin="lower", aspect="auto")
             for y, row in enumerate(values):
                 for x, v in enumerate(row):
-                    a.text(x, y, f"{v:.1f}", ha="center", va="center", fontsize=7, color="w" if v < 60 else "k")
+                    a.text(x, y, f"{v:.1f}", ha="center", va="center", fontsize=7, color="w" if v < 92 else "k")
             a.set_xticks(range(len(steps)), [str(T) for T in steps])
             a.set_yticks(range(len(betas)), [f"{b:g}" for b in betas])
             a.set_title(f"{name}, lr {lr:g}", fontsize=8)
@@ -447,7 +451,7 @@ def _fig4_sweep(out: Path, scale: str, base: dict, train, test, shard: str | Non
                 a.set_xlabel("T")
             if c == 0:
                 a.set_ylabel("β")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="test accuracy (%)")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="test accuracy (%), below 80 darkest")
     rows = [
         [
             name,
