@@ -83,6 +83,19 @@ SUITES: dict[str, dict[str, dict]] = {
     },
 }
 
+# Best against best (issue 13): each method at its own best cell of the Fig. A.4 sweep
+# (`spikelfp reproduce fig4-snn-mnist --sweep --scale quick`: 10 000 training images, 2 epochs, full
+# test set; docs/RESULTS.md), then full data, 3 epochs, `--seeds 3`.
+SWEEP_BEST = {
+    "lfp-epsilon": dict(method="lfp-epsilon", beta=0.95, steps=25, lr=5e-4),
+    "lfp-zplus-zminus": dict(method="lfp-zplus-zminus", beta=0.9, steps=15, lr=1e-3),
+    "surrogate": dict(method="surrogate", beta=0.95, steps=15, lr=1e-3),
+}
+SUITES["snn-mlp-best"] = {name: dict(model="snn-mlp", epochs=3, **s) for name, s in SWEEP_BEST.items()}
+SUITES["snn-lenet-best"] = {
+    name: dict(model="snn-lenet", epochs=3, **s) for name, s in SWEEP_BEST.items() if name != "lfp-zplus-zminus"
+}
+
 # the same N-MNIST LeNet with current-based neurons (CubaLIF, α = 0.8) in every LIF's place (LFP-SPEC §9)
 SUITES["nmnist-cuba"] = {name: dict(run, neuron="cuba", alpha=0.8) for name, run in SUITES["nmnist"].items()}
 

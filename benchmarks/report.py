@@ -1,0 +1,37 @@
+"""Markdown tables from accuracy summaries: mean ± sample sd over seeds, range, time and firing rates.
+
+python benchmarks/report.py snn-mlp-best [nmnist-best ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def table(suite: str) -> str:
+    summary = json.loads((HERE / "results" / f"accuracy_{suite}.json").read_text())
+    lines = [
+        f"`accuracy_{suite}.json`",
+        "",
+        "| run | β | T | lr | seeds | final accuracy (mean ± sd) | range | s / epoch | firing rate per spiking layer |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for group, agg in summary["aggregate"].items():
+        settings = next(r["settings"] for r in summary["runs"].values() if r.get("group", group) == group)
+        sd = "" if agg["std"] is None else f" ± {100 * agg['std']:.2f}"
+        rates = " / ".join(f"{v:.3f}" for v in (agg["firing_rates"] or {}).values()) or "—"
+        lines.append(
+            f"| {group} | {settings.get('beta', 0.9):g} | {settings.get('steps', 25)} | {settings.get('lr', 1e-3):g} "
+            f"| {len(agg['seeds'])} | {100 * agg['mean']:.2f}{sd} % | {100 * agg['min']:.2f}–{100 * agg['max']:.2f} "
+            f"| {agg['seconds_per_epoch']:.0f} | {rates} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    for suite in sys.argv[1:]:
+        print(table(suite), end="\n\n")
