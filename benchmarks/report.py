@@ -1,11 +1,15 @@
 """Markdown tables from accuracy summaries: mean ± sample sd over seeds, range, time and firing rates.
 
+Each LFP group is set against the suite's ``surrogate`` group: the difference of the means and its
+standard error, sqrt(sd_a²/n_a + sd_b²/n_b), from the seeds' sample standard deviations.
+
 python benchmarks/report.py snn-mlp-best [nmnist-best ...]
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -29,6 +33,18 @@ def table(suite: str) -> str:
             f"| {len(agg['seeds'])} | {100 * agg['mean']:.2f}{sd} % | {100 * agg['min']:.2f}–{100 * agg['max']:.2f} "
             f"| {agg['seconds_per_epoch']:.0f} | {rates} |"
         )
+    base = summary["aggregate"].get("surrogate")
+    if base and base["std"] is not None:
+        lines.append("")
+        for group, agg in summary["aggregate"].items():
+            if group == "surrogate" or agg["std"] is None:
+                continue
+            diff = 100 * (agg["mean"] - base["mean"])
+            se = 100 * math.sqrt(agg["std"] ** 2 / len(agg["seeds"]) + base["std"] ** 2 / len(base["seeds"]))
+            lines.append(
+                f"- {group} − surrogate: {diff:+.2f} points; standard error of the difference {se:.2f} "
+                f"({abs(diff) / se:.1f} SE); sd over seeds {100 * agg['std']:.2f} and {100 * base['std']:.2f}"
+            )
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ from common import HERE, machine, save
 from torch import nn
 
 import spikelfp as sl
-from spikelfp import data
+from spikelfp import data, models
 from spikelfp.encode import rows
 
 
@@ -40,13 +40,29 @@ def build(neuron: str, hidden: int, alpha: float, beta: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(28, hidden), cells[neuron](), nn.Linear(hidden, 10), sl.LIF(beta))
 
 
-def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 1000) -> float:
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(labels), batch):
-            out = net(rows(images[i : i + batch]))
-            correct += int((out.sum(0).argmax(1) == labels[i : i + batch]).sum())
-    return correct / len(labels)
+def evaluate(
+    net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 1000
+) -> tuple[float, dict[str, float]]:
+    """Test accuracy and each spiking layer's firing rate on the test set (spikes per neuron and step)."""
+    correct, counts = 0, {}
+
+    def count(module, inputs, out, name):
+        counts.setdefault(name, []).append((float(out.sum()), out.numel()))
+
+    hooks = [
+        m.register_forward_hook(lambda m, i, out, name=name: count(m, i, out, name))
+        for name, m in models.spiking_modules(net)
+    ]
+    try:
+        with torch.no_grad():
+            for i in range(0, len(labels), batch):
+                out = net(rows(images[i : i + batch]))
+                correct += int((out.sum(0).argmax(1) == labels[i : i + batch]).sum())
+    finally:
+        for h in hooks:
+            h.remove()
+    rates = {k: round(float(sum(s for s, _ in v)) / sum(n for _, n in v), 4) for k, v in counts.items()}
+    return correct / len(labels), rates
 
 
 def run(neuron: str, method: str, seed: int, args, train, test) -> dict:
@@ -77,9 +93,8 @@ def run(neuron: str, method: str, seed: int, args, train, test) -> dict:
             optimizer.zero_grad(set_to_none=True)
         seconds.append(round(time.time() - started, 1))
         net.eval()
-        accuracies.append(round(evaluate(net, *test), 4))
-        if lfp is not None:
-            rates = {k: round(v, 4) for k, v in lfp.firing_rates().items()}
+        accuracy, rates = evaluate(net, *test)  # firing rates on the test set, for LFP and BPTT alike
+        accuracies.append(round(accuracy, 4))
         print(f"{neuron:6s} {method:18s} seed {seed} epoch {len(accuracies)}: {accuracies[-1]:.4f} ({seconds[-1]} s)")
     return {"test_accuracy": accuracies, "seconds_per_epoch": seconds, "firing_rates": rates}
 
