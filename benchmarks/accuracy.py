@@ -117,8 +117,8 @@ def _value(text: str):
     return text
 
 
-def expand(suite: dict[str, dict], grid: list[str], seeds: int) -> list[tuple[str, str, dict]]:
-    """``(run key, group, settings)`` for every run: each suite entry × the ``key=v1,v2`` grid × seeds.
+def expand(suite: dict[str, dict], grid: list[str], seeds: int) -> list[tuple[str, str, str, dict]]:
+    """``(run key, group, suite entry, settings)`` for every run: each entry × the ``key=v1,v2`` grid × seeds.
 
     A run's group is its name without the seed; seed 0 keeps the plain name (the suites' older rows).
     """
@@ -134,7 +134,7 @@ def expand(suite: dict[str, dict], grid: list[str], seeds: int) -> list[tuple[st
             group = name + "".join(f"-{k}{v:g}" if isinstance(v, float) else f"-{k}{v}" for k, v in combo)
             for seed in range(seeds):
                 key = group if seed == 0 else f"{group}-s{seed}"
-                runs.append((key, group, {**settings, **dict(combo), "seed": seed}))
+                runs.append((key, group, name, {**settings, **dict(combo), "seed": seed}))
     return runs
 
 
@@ -187,6 +187,16 @@ def save_merged(path: Path, update: dict[str, dict], machine_info: dict) -> None
         os.replace(tmp, path)
 
 
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard {text!r}: want i/n, e.g. 0/2") from None
+    if not 0 <= index < count:
+        raise SystemExit(f"--shard {text!r}: need 0 <= i < n")
+    return index, count
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("suite", choices=list(SUITES))
@@ -201,12 +211,15 @@ def main() -> None:
     p.add_argument("--progress", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    index, count = (int(v) for v in args.shard.split("/"))
+    index, count = _parse_shard(args.shard)
     tag = f"{args.suite}-validation" if args.validate else args.suite
     summary_path = Path(__file__).parent / "results" / f"accuracy_{tag}.json"
+    done = json.loads(summary_path.read_text())["runs"] if summary_path.exists() else {}
     datasets: dict[tuple, tuple] = {}
-    todo = [r for r in expand(SUITES[args.suite], args.grid, args.seeds) if not args.only or r[1] in args.only]
-    for key, group, settings in todo[index::count]:
+    todo = [r for r in expand(SUITES[args.suite], args.grid, args.seeds) if not args.only or r[2] in args.only]
+    if args.only and not todo:
+        raise SystemExit(f"--only {args.only}: no such run in {args.suite} ({', '.join(SUITES[args.suite])})")
+    for key, group, _, settings in todo[index::count]:
         if args.epochs is not None:
             settings["epochs"] = args.epochs
         if args.limit_train is not None:
@@ -216,17 +229,20 @@ def main() -> None:
         if args.validate:
             where = (config.dataset, config.steps)
             if where not in datasets:
-                full = load(config.dataset, train=True, steps=config.steps)
+                full = load(config.dataset, train=True, root=config.data_root, steps=config.steps)
                 datasets[where] = split_off(full, args.validate)
             train_set, test_set = datasets[where]
-        out = Path("runs/bench") / tag / key
+        out = Path("runs/bench") / (f"{tag}{args.validate}" if args.validate else tag) / key
         trainer = Trainer(config, out, train_set=train_set, test_set=test_set, progress=args.progress)
         if (out / "checkpoint.pt").exists():
             try:
                 trainer.load_checkpoint(out)
             except ValueError as exc:
                 print(f"{key}: not resuming ({exc})")
-        started = time.time()
+        started, resumed_at = time.time(), trainer.epoch
+        if resumed_at >= config.epochs and key in done:
+            print(f"{key}: finished before; its summary entry stays")
+            continue
         try:
             trainer.fit()
             status = "ok"

@@ -24,8 +24,10 @@ def table(suite: str) -> str:
         "| run | β | T | lr | seeds | final accuracy (mean ± sd) | range | s / epoch | firing rate per spiking layer |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    if "aggregate" not in summary:
+        raise SystemExit(f"accuracy_{suite}.json has no per-seed aggregate (written before --seeds existed)")
     for group, agg in summary["aggregate"].items():
-        settings = next(r["settings"] for r in summary["runs"].values() if r.get("group", group) == group)
+        settings = next(r["settings"] for key, r in summary["runs"].items() if r.get("group", key) == group)
         sd = "" if agg["std"] is None else f" ± {100 * agg['std']:.2f}"
         rates = " / ".join(f"{v:.3f}" for v in (agg["firing_rates"] or {}).values()) or "—"
         lines.append(
@@ -41,9 +43,10 @@ def table(suite: str) -> str:
                 continue
             diff = 100 * (agg["mean"] - base["mean"])
             se = 100 * math.sqrt(agg["std"] ** 2 / len(agg["seeds"]) + base["std"] ** 2 / len(base["seeds"]))
+            ratio = f"{abs(diff) / se:.1f} SE" if se > 0 else "no spread over seeds"
             lines.append(
                 f"- {group} − surrogate: {diff:+.2f} points; standard error of the difference {se:.2f} "
-                f"({abs(diff) / se:.1f} SE); sd over seeds {100 * agg['std']:.2f} and {100 * base['std']:.2f}"
+                f"({ratio}); sd over seeds {100 * agg['std']:.2f} and {100 * base['std']:.2f}"
             )
     return "\n".join(lines)
 

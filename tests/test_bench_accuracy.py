@@ -29,7 +29,7 @@ def accuracy():
 def test_expand_crosses_grid_and_seeds(accuracy):
     suite = {"a": {"method": "lfp-epsilon", "lr": 1.0}}
     runs = accuracy.expand(suite, ["beta=0.6,0.9", "steps=5"], 3)
-    assert [key for key, _, _ in runs] == [
+    assert [key for key, _, _, _ in runs] == [
         "a-beta0.6-steps5",
         "a-beta0.6-steps5-s1",
         "a-beta0.6-steps5-s2",
@@ -37,8 +37,9 @@ def test_expand_crosses_grid_and_seeds(accuracy):
         "a-beta0.9-steps5-s1",
         "a-beta0.9-steps5-s2",
     ]
-    assert runs[4][1] == "a-beta0.9-steps5"
-    assert runs[4][2] == {"method": "lfp-epsilon", "lr": 1.0, "beta": 0.9, "steps": 5, "seed": 1}
+    assert runs[4][1:3] == ("a-beta0.9-steps5", "a")  # group, and the suite entry --only selects by
+    assert runs[4][3] == {"method": "lfp-epsilon", "lr": 1.0, "beta": 0.9, "steps": 5, "seed": 1}
+    assert runs[0][3] is not runs[1][3]  # every run has its own settings
     with pytest.raises(SystemExit, match="Config field"):
         accuracy.expand(suite, ["nonsense=1"], 1)
 
@@ -77,3 +78,9 @@ def test_aggregate_and_merge(accuracy, tmp_path):
     assert agg["g"]["std"] == pytest.approx(statistics.stdev([0.91, 0.95, 0.90]), abs=1e-5)
     assert (agg["g"]["min"], agg["g"]["max"]) == (0.90, 0.95)
     assert agg["g"]["firing_rates"]["1"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("text", ["2/2", "0/0", "x", "1/2/3"])
+def test_shard_is_checked(accuracy, text):
+    with pytest.raises(SystemExit, match="--shard"):
+        accuracy._parse_shard(text)

@@ -98,3 +98,16 @@ def test_fig5_reports_the_spread_over_seeds(tmp_path):
         assert len(finals) == 2 and r["accuracy"][-1] == pytest.approx(statistics.mean(finals))
         assert r["final_accuracy_std"] == pytest.approx(statistics.stdev(finals))
     assert "±" in (out / "table.md").read_text()
+
+
+def test_sweep_sensitivity_is_an_honest_median():
+    import statistics
+
+    from spikelfp.reproduce import _sensitivity
+
+    accs = [0.098, 0.098, 0.098, 0.5, 0.91, 0.95]  # an even count: the median is the mean of 0.098 and 0.5
+    grid = {str(i): {"method": "m", "test_accuracy": a} for i, a in enumerate(accs)}
+    grid["other"] = {"method": "n", "test_accuracy": 0.3}
+    s = _sensitivity(grid, ["m", "n"])["m"]
+    assert s["median"] == pytest.approx(statistics.median(accs)) == pytest.approx(0.299)
+    assert (s["best"], s["worst"], s["cells"], s["cells_at_least_90"]) == (0.95, 0.098, 6, 2)
