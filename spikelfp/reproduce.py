@@ -321,7 +321,8 @@ def fig4_snn_mnist(
     )
     if sweep:
         return _fig4_sweep(out, scale, base, train, test, shard)
-    results: dict[str, dict[str, list[float]]] = {}
+    results: dict[str, list[float]] = {}
+    activity: dict[str, dict[str, Any]] = {}  # firing rate per spiking layer (test set), seconds per epoch
     rows = []
     for encoding in ("constant", "rate"):
         for name, setting in FIG4_METHODS.items():
@@ -330,7 +331,20 @@ def fig4_snn_mnist(
             )
             accs = [m["test_accuracy"] for m in trainer.history]
             results[f"{encoding}/{name}"] = accs
-            rows.append([encoding, name, setting["lr"], setting["beta"], accs[-1]])
+            rates = trainer.history[-1].get("firing_rates") or {}
+            seconds = [m["seconds"] for m in trainer.history]
+            activity[f"{encoding}/{name}"] = {"firing_rates": rates, "seconds_per_epoch": seconds}
+            rows.append(
+                [
+                    encoding,
+                    name,
+                    setting["lr"],
+                    setting["beta"],
+                    accs[-1],
+                    " / ".join(f"{r:.3f}" for r in rates.values()),
+                    f"{sum(seconds) / len(seconds):.0f}",
+                ]
+            )
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
     for a, encoding in zip(ax, ("constant", "rate")):
         for name in FIG4_METHODS:
@@ -342,8 +356,8 @@ def fig4_snn_mnist(
     ax[0].set_ylabel("test accuracy")
     return _write(
         out,
-        {"scale": scale, "model": model, "T": steps, "test_accuracy": results},
-        ["encoding", "method", "lr", "β", "test accuracy"],
+        {"scale": scale, "model": model, "T": steps, "test_accuracy": results, "activity": activity},
+        ["encoding", "method", "lr", "β", "test accuracy", "firing rate per layer", "s / epoch"],
         rows,
         fig,
         f"Fig. 4: {model} on MNIST",

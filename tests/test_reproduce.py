@@ -111,3 +111,16 @@ def test_sweep_sensitivity_is_an_honest_median():
     s = _sensitivity(grid, ["m", "n"])["m"]
     assert s["median"] == pytest.approx(statistics.median(accs)) == pytest.approx(0.299)
     assert (s["best"], s["worst"], s["cells"], s["cells_at_least_90"]) == (0.95, 0.098, 6, 2)
+
+
+def test_fig4_reports_firing_rates_and_time(tmp_path):
+    out = tmp_path / "fig4"
+    assert main(["reproduce", "fig4-snn-mnist", "--smoke", "--out", str(out)]) == 0
+    activity = json.loads((out / "results.json").read_text())["activity"]
+    assert set(activity) == {
+        f"{e}/{m}" for e in ("constant", "rate") for m in ("lfp-epsilon", "lfp-zplus-zminus", "surrogate")
+    }
+    for a in activity.values():  # three LIF layers of the spiking MLP, each rate a fraction
+        assert len(a["firing_rates"]) == 3 and all(0 <= r <= 1 for r in a["firing_rates"].values())
+        assert len(a["seconds_per_epoch"]) == 1 and a["seconds_per_epoch"][0] > 0
+    assert "firing rate per layer" in (out / "table.md").read_text()
