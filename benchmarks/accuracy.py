@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from common import machine
 
+from spikelfp.reproduce import parse_shard
 from spikelfp.train import Config, Trainer
 from spikelfp.userdata import load
 
@@ -189,12 +190,9 @@ def save_merged(path: Path, update: dict[str, dict], machine_info: dict) -> None
 
 def _parse_shard(text: str) -> tuple[int, int]:
     try:
-        index, count = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise SystemExit(f"--shard {text!r}: want i/n, e.g. 0/2") from None
-    if not 0 <= index < count:
-        raise SystemExit(f"--shard {text!r}: need 0 <= i < n")
-    return index, count
+        return parse_shard(text)
+    except ValueError as exc:
+        raise SystemExit(f"--shard: {exc}") from None
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 
 import torch
 from common import HERE, machine, save
@@ -46,13 +47,10 @@ def evaluate(
     """Test accuracy and each spiking layer's firing rate on the test set (spikes per neuron and step)."""
     correct, counts = 0, {}
 
-    def count(module, inputs, out, name):
+    def hook(module, inputs, out, name):
         counts.setdefault(name, []).append((float(out.sum()), out.numel()))
 
-    hooks = [
-        m.register_forward_hook(lambda m, i, out, name=name: count(m, i, out, name))
-        for name, m in models.spiking_modules(net)
-    ]
+    hooks = [m.register_forward_hook(partial(hook, name=name)) for name, m in models.spiking_modules(net)]
     try:
         with torch.no_grad():
             for i in range(0, len(labels), batch):

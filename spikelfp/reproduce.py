@@ -375,7 +375,8 @@ def _sweep_cell(name: str, beta: float, steps: int, lr: float) -> str:
     return f"{name}-b{beta:g}-T{steps}-lr{lr:g}"
 
 
-def _parse_shard(shard: str | None) -> tuple[int, int]:
+def parse_shard(shard: str | None) -> tuple[int, int]:
+    """``"i/n"`` as ``(i, n)`` with ``0 <= i < n`` (``(0, 1)`` for None); ``ValueError`` otherwise."""
     if shard is None:
         return 0, 1
     try:
@@ -411,7 +412,7 @@ def _fig4_sweep(out: Path, scale: str, base: dict, train, test, shard: str | Non
     summary (table, heat-maps, best settings) is written by a run without ``shard`` once all cells exist.
     """
     plt = _plt()
-    index, count = _parse_shard(shard)
+    index, count = parse_shard(shard)
     grid_axes = _pick(
         scale,
         {"beta": [0.6, 0.9], "steps": [4], "lr": [1e-3]},
