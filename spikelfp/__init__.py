@@ -17,8 +17,11 @@ from . import (
     encode,
     export,
     feedback,
+    interop,
     layers,
+    lfp,
     models,
+    neurons,
     nn,
     rules,
     strict,
@@ -26,8 +29,8 @@ from . import (
     train,
     userdata,
 )
-from .engine import LFP, NonFiniteError, StrictError
-from .neurons import LI, LIF, RLIF, CubaLIF, CubaLIFState, LIFParameters, LIFState, LIState, RCubaLIF
+from .lfp.engine import LFP, NonFiniteError, StrictError
+from .neurons import LI, LIF, RLIF, CubaLI, CubaLIF, CubaLIFState, CubaLIState, LIFState, LIState, NeuronSpec, RCubaLIF
 
 
 def __getattr__(name: str):
@@ -45,11 +48,13 @@ __all__ = [
     "LI",
     "LIF",
     "RLIF",
+    "CubaLI",
     "CubaLIF",
     "CubaLIFState",
-    "LIFParameters",
+    "CubaLIState",
     "LIFState",
     "LIState",
+    "NeuronSpec",
     "NonFiniteError",
     "RCubaLIF",
     "StrictError",
@@ -63,8 +68,11 @@ __all__ = [
     "encode",
     "export",
     "feedback",
+    "interop",
     "layers",
+    "lfp",
     "models",
+    "neurons",
     "nn",
     "plot",
     "rules",

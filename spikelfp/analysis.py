@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
-from .engine import LFP
+from .lfp.engine import LFP
 
 __all__ = [
     "input_signal",

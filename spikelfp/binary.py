@@ -31,19 +31,14 @@ copied), and :func:`spikelfp.export.save_binary` writes exactly ``w_q``.
 from __future__ import annotations
 
 import copy
-import inspect
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import op_for
-from .rules import Rule, RuleFunction, Site, sign0
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .engine import Run
+from .lfp.rules import sign0
 
 __all__ = ["MODES", "BinaryConv2d", "BinaryLinear", "convert", "is_binary", "quantize"]
 
@@ -112,35 +107,12 @@ class _StraightThrough(torch.autograd.Function):
         return grad, None
 
 
-class _BinaryRuleFunction(RuleFunction):
-    """LFP through a binary layer: contributions from ``w_q``, the update returned as the latent's ``−Δw``.
-
-    Forward: ``z = f(x, w_q) + b``. Backward: the rule's input feedback and update computed with
-    ``w_q`` as the layer's weight, with the magnitude factor ``|w|`` of the latent weight (or of
-    ``w_q``, ``magnitude="quantized"``); ``−Δw`` becomes the latent weight's gradient.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, site: Site, wq: Tensor, latent: bool) -> Tensor:
-        z = site.op.forward(x, wq, bias)
-        ctx.site, ctx.latent = site, latent
-        ctx.save_for_backward(site.run.compact(x), weight, wq, bias, z)
-        return z
-
-    @staticmethod
-    def backward(ctx, r: Tensor):
-        site: Site = ctx.site
-        x, w, wq, b, z = ctx.saved_tensors
-        if x.dtype != r.dtype:
-            x = x.to(r.dtype)
-        need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2])
-        extra = {"latent": w} if ctx.latent else {}
-        r_in, dw, db = site.rule.linear(site.op, x, wq, b, z, r, need, **extra)
-        return (*site.run.leave(site.name, site.layout, r_in, dw, db), None, None, None)
-
-
 class _BinaryMixin:
-    """What BinaryLinear and BinaryConv2d share: the mode, ``w_q`` and the LFP forward."""
+    """What BinaryLinear and BinaryConv2d share: the mode and ``w_q``.
+
+    Under LFP the rules see such a layer through :class:`spikelfp.lfp.rules.QuantizedLayer`: it computes with
+    :meth:`quantized_weight`, and ``magnitude`` says where the update's ``|w|`` factor comes from.
+    """
 
     weight: Tensor
     bias: Tensor | None
@@ -163,28 +135,6 @@ class _BinaryMixin:
 
     def _ste_weight(self) -> Tensor:
         return _StraightThrough.apply(self.weight, self.mode)
-
-    def lfp_linear(self, rule: Rule, name: str, run: Run) -> Callable[[Tensor], Tensor]:
-        """The forward that :meth:`spikelfp.rules.Rule.patch` installs while LFP is attached."""
-        found = op_for(self)  # type: ignore[arg-type]
-        if found is None:  # pragma: no cover - a Linear or Conv2d subclass always has an op
-            raise TypeError(f"binary layer '{name}' has no linear op")
-        op, pre_pad, pad_mode = found
-        latent = self.magnitude == "latent"
-        if latent and "latent" not in inspect.signature(rule.linear).parameters:
-            raise TypeError(
-                f"rule {rule!r} of binary layer '{name}' takes no 'latent' argument, so it cannot use the latent "
-                "weight's magnitude (LFP-SPEC §10); add `latent=None` to its linear() or use magnitude='quantized'"
-            )
-        module = self
-
-        def forward(x: Tensor) -> Tensor:
-            if pre_pad is not None:
-                x = F.pad(x, pre_pad, mode=pad_mode)
-            site = Site(rule, run, name, run.layout, op=op)
-            return _BinaryRuleFunction.apply(x, module.weight, module.bias, site, module.quantized_weight(), latent)
-
-        return forward
 
     def _binary_repr(self) -> str:
         return f"mode={self.mode!r}, magnitude={self.magnitude!r}"

@@ -47,7 +47,8 @@ import torch
 from torch import nn
 
 from .binary import is_binary, quantize
-from .neurons import LI, LIF, RLIF, CubaLIF, FamilyNeuron, RCubaLIF
+from .interop import recognize
+from .neurons import LI, LIF, RLIF, CubaLIF, RCubaLIF
 from .nn import Heaviside, SpikingSequential, TimeDistributed
 
 __all__ = [
@@ -94,20 +95,16 @@ def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _is_neuron_type(layer: nn.Module) -> bool:
-    return (
-        isinstance(layer, (LIF, FamilyNeuron))
-        or any(_library_class(layer, "snntorch", c) for c in ("Leaky", "Synaptic", "RLeaky", "RSynaptic"))
-        or any(_library_class(layer, "norse", c) for c in _NORSE_REFUSED)
-    )
+    return recognize(layer) is not None
 
 
 @dataclass(frozen=True)
 class _Neuron:
-    """A neuron layer as NIR sees it (LFP-SPEC §9), per step and per neuron:
+    """A neuron layer as NIR sees it (LFP-SPEC §9), per step and per neuron, from its :class:`NeuronSpec`:
 
     ``J[t] = α·J[t−1] + g·I[t] (+ R[t])`` (CubaLIF only), ``U[t] = β·U[t−1] + J[t] − reset`` (LIF: ``J = g·I
     (+ R)``), spike on ``U > θ``; LI outputs ``U`` and never resets. ``R[t] = V·S[t−1] + b`` is the
-    recurrent layer, if any. ``g`` is the library's own input gain (1 but for norse's box cell).
+    recurrent layer, if any. ``g`` is the library's own input gain (1 but for norse's cells).
     """
 
     kind: str  # "LIF", "CubaLIF" or "LI"
@@ -121,21 +118,6 @@ class _Neuron:
     recurrent: Any = None  # (weight, bias or None) as numpy arrays
 
 
-def _library_class(layer: nn.Module, module_prefix: str, name: str) -> bool:
-    """Whether ``layer`` is ``name`` from a library module starting with ``module_prefix`` (never imports it)."""
-    return any(c.__name__ == name and c.__module__.startswith(module_prefix) for c in type(layer).__mro__)
-
-
-def _one(name: str, layer: nn.Module, what: str, value) -> float:
-    t = torch.as_tensor(value).detach()
-    if t.numel() != 1 and not bool((t == t.reshape(-1)[0]).all()):
-        raise ExportError(
-            f"layer '{name}' ({type(layer).__name__}) has a per-neuron {what}; the NIR export writes one {what} "
-            "per layer (as spikelfp's LIF has)"
-        )
-    return float(t.reshape(-1)[0])
-
-
 def _decay(value) -> float | np.ndarray:
     """A decay as a float (one per layer) or a float64 array (per neuron), clamped to ``[0, 1]``."""
     if not isinstance(value, torch.Tensor):
@@ -146,70 +128,51 @@ def _decay(value) -> float | np.ndarray:
     return t.numpy().copy()
 
 
-def _linear_arrays(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray | None]:
-    return _numpy(layer.weight), (_numpy(layer.bias) if layer.bias is not None else None)
-
-
 def _neuron(name: str, layer: nn.Module) -> _Neuron | None:
-    """The NIR view of a neuron layer, else None: spikelfp's family (``LIF``, ``CubaLIF``, ``LI``, ``RLIF``,
-    ``RCubaLIF``), snnTorch ``Leaky``/``Synaptic``/``RLeaky``/``RSynaptic``, norse ``LIFBoxCell``/``LIFCell``/
-    ``IAFCell``/``LIBoxCell`` (norse's other cells are refused by name).
+    """The NIR view of a neuron layer (from the recogniser of :mod:`spikelfp.interop`), else None.
 
-    - snnTorch's neurons are spikelfp's of the same dynamics (``β``, ``α`` clamped to ``[0, 1]``, gain 1)
-      with their delayed subtractive reset. Their delayed zero reset differs for ``Synaptic``/``RLeaky``/
-      ``RSynaptic`` (it discards the step's input too) and is refused; with ``reset_delay=False`` a zero
-      reset gives spikelfp's spikes (for ``θ > 0`` the membrane is 0 at the next step either way), a
-      subtractive one does not (refused).
-    - norse ``LIFBoxCell`` is ``v ← v + dt·τ⁻¹·(v_leak − v + i)``: ``β = 1 − dt·τ⁻¹`` and gain ``dt·τ⁻¹``,
-      zero reset (``reset_value``) with ``v_leak = v_reset = 0``; ``LIBoxCell`` the same without spikes
-      (an LI); ``IAFCell`` is ``v ← v + i`` (IF, gain 1) with a reset to ``v_reset = 0``.
+    NIR's neurons always reset, so ``reset="none"`` is refused; snnTorch's same-step subtractive reset
+    (``reset_delay=False``) is refused (its carried membrane differs); norse's cells whose weights live
+    inside the neuron or whose LI has a synaptic current are refused until their nodes are written.
     """
-    if isinstance(layer, FamilyNeuron) or isinstance(layer, LIF):
-        return _spikelfp_neuron(name, layer)
-    for cls in ("Leaky", "Synaptic", "RLeaky", "RSynaptic"):
-        if _library_class(layer, "snntorch", cls):
-            return _snntorch_neuron(name, layer, cls)
-    if _library_class(layer, "norse", "LIFBoxCell"):
-        what = f"layer '{name}' (norse LIFBoxCell)"
-        p = layer.p
-        if getattr(getattr(p, "reset_method", None), "__name__", "reset_value") != "reset_value":
-            raise ExportError(f"{what}: only norse's reset_value (reset to v_reset) exports to NIR")
-        if _one(name, layer, "v_leak", p.v_leak) != 0.0 or _one(name, layer, "v_reset", p.v_reset) != 0.0:
-            raise ExportError(f"{what}: v_leak and v_reset must be 0")
-        gain = float(layer.dt) * _one(name, layer, "tau_mem_inv", p.tau_mem_inv)
-        if not 0.0 < gain < 1.0:
-            raise ExportError(f"{what}: dt·tau_mem_inv = {gain} must lie in (0, 1)")
-        v_th = _one(name, layer, "v_th", p.v_th)
-        return _Neuron("LIF", 1.0 - gain, v_th, "zero", gain, "norse.LIFBoxCell", True)
-    if _library_class(layer, "norse", "LIFCell"):
-        # norse 1.1: i ← i + x; v ← v + g·(v_leak − v + i); spike; i ← (1 − dt·τ_syn⁻¹)·i. With v_leak = 0 that is
-        # CubaLIF(α = 1 − dt·τ_syn⁻¹, β = 1 − g) on the input g·x (the current is linear, so g moves onto it)
-        what = f"layer '{name}' (norse LIFCell)"
-        p = layer.p
-        if _one(name, layer, "v_leak", p.v_leak) != 0.0 or _one(name, layer, "v_reset", p.v_reset) != 0.0:
-            raise ExportError(f"{what}: v_leak and v_reset must be 0")
-        gain = float(layer.dt) * _one(name, layer, "tau_mem_inv", p.tau_mem_inv)
-        syn = float(layer.dt) * _one(name, layer, "tau_syn_inv", p.tau_syn_inv)
-        if not (0.0 < gain < 1.0 and 0.0 < syn < 1.0):
-            raise ExportError(f"{what}: dt·tau_mem_inv = {gain} and dt·tau_syn_inv = {syn} must lie in (0, 1)")
-        v_th = _one(name, layer, "v_th", p.v_th)
-        return _Neuron("CubaLIF", 1.0 - gain, v_th, "zero", gain, "norse.LIFCell", True, alpha=1.0 - syn)
-    if _library_class(layer, "norse", "IAFCell"):
-        if _one(name, layer, "v_reset", layer.p.v_reset) != 0.0:
-            raise ExportError(f"layer '{name}' (norse IAFCell): v_reset must be 0")
-        return _Neuron("LIF", 1.0, _one(name, layer, "v_th", layer.p.v_th), "zero", 1.0, "norse.IAFCell", True)
-    if _library_class(layer, "norse", "LIBoxCell"):
-        p = layer.p
-        if _one(name, layer, "v_leak", p.v_leak) != 0.0:
-            raise ExportError(f"layer '{name}' (norse LIBoxCell): v_leak must be 0")
-        gain = float(layer.dt) * _one(name, layer, "tau_mem_inv", p.tau_mem_inv)
-        if not 0.0 < gain < 1.0:
-            raise ExportError(f"layer '{name}' (norse LIBoxCell): dt·tau_mem_inv = {gain} must lie in (0, 1)")
-        return _Neuron("LI", 1.0 - gain, 0.0, "none", gain, "norse.LIBoxCell", True)
-    for cls, why in _NORSE_REFUSED.items():
-        if _library_class(layer, "norse", cls):
-            raise ExportError(f"layer '{name}' (norse {cls}) does not export to NIR: {why}")
-    return None
+    neuron = recognize(layer)
+    if neuron is None:
+        return None
+    what = f"layer '{name}' ({neuron.qualname})"
+    spec = neuron.spec
+    if spec is None:
+        raise ExportError(f"{what} does not export to NIR: {neuron.refusal}")
+    if neuron.library == "snntorch" and neuron.cls == "Lapicque":
+        raise ExportError(
+            f"{what} does not export to NIR: its input scaling R·(1/(RC))·Δt is not written; build the model from "
+            "Leaky (β = 1 − Δt/(RC)) with the scaling folded into the Linear before it"
+        )
+    if neuron.library == "norse" and neuron.cls in _NORSE_REFUSED:
+        raise ExportError(f"layer '{name}' (norse {neuron.cls}) does not export to NIR: {_NORSE_REFUSED[neuron.cls]}")
+    if spec.spiking and spec.reset == "none":
+        option = "reset_mechanism='none'" if neuron.library == "snntorch" else "reset='none'"
+        what = what if neuron.library != "spikelfp" else f"layer '{name}' ({neuron.cls})"
+        raise ExportError(
+            f"{what}: {option} has no NIR equivalent (NIR's LIF, IF and CubaLIF always reset after a spike)"
+        )
+    if not spec.reset_delay and (spec.reset == "subtract" or spec.threshold <= 0):
+        raise ExportError(
+            f"{what}: reset_delay=False with a subtractive reset (or θ ≤ 0) resets within the step, which "
+            "spikelfp's neurons and NIR's metadata do not describe"
+        )
+    beta = _decay(spec.beta)
+    if neuron.library == "snntorch" and isinstance(beta, float) and beta == 0.0:
+        raise ExportError(f"{what}: β = 0 (no memory) does not round-trip: spikelfp's neurons need β in (0, 1]")
+    if spec.recurrent and neuron.recurrent is None:
+        raise ExportError(f"{what}: a scalar one-to-one V does not fix the layer size; give V per neuron")
+    recurrent = None
+    if neuron.recurrent is not None:
+        weight, bias = neuron.recurrent
+        recurrent = (_numpy(weight).astype(np.float32), None if bias is None else _numpy(bias))
+    kind = {"LIF": "LIF", "CubaLIF": "CubaLIF", "LI": "LI"}[spec.kind]
+    alpha = _decay(spec.alpha) if spec.synaptic else None
+    threshold = spec.threshold if spec.spiking else 0.0
+    return _Neuron(kind, beta, threshold, spec.reset, spec.gain, neuron.qualname, neuron.stepwise, alpha, recurrent)
 
 
 _NORSE_BOX = ("LIFBoxCell", "LIBoxCell")  # cells whose dynamics use their dt
@@ -222,71 +185,13 @@ _NORSE_REFUSED = {
     "LIF": "it runs norse's LIFCell over the whole sequence; export a SequentialState of Linear and LIFCell steps",
     "LIFRecurrent": "it runs norse's LIFRecurrentCell over time (see LIFRecurrentCell)",
     "LI": "it runs norse's current-based LICell over time (see LICell)",
+    "IAF": "it runs norse's IAFCell over the whole sequence; export a SequentialState of Linear and IAFCell steps",
 }
 
 
-def _spikelfp_neuron(name: str, layer: nn.Module) -> _Neuron:
-    spiking = getattr(layer, "spiking", True)
-    kind = "CubaLIF" if getattr(layer, "synaptic", False) else ("LIF" if spiking else "LI")
-    reset = str(getattr(layer, "reset", "subtract"))
-    if spiking and reset == "none":
-        raise ExportError(
-            f"layer '{name}' ({type(layer).__name__}): reset='none' has no NIR equivalent (NIR's LIF, IF and CubaLIF "
-            "always reset after a spike)"
-        )
-    recurrent = None
-    if getattr(layer, "recurrent_layer", False):
-        recurrent = _linear_arrays(layer.recurrent)
-    alpha = _decay(layer.alpha) if kind == "CubaLIF" else None
-    threshold = float(getattr(layer, "threshold", 0.0))
-    source = f"spikelfp.{type(layer).__name__}"
-    return _Neuron(
-        kind, _decay(layer.beta), threshold, reset if spiking else "none", 1.0, source, False, alpha, recurrent
-    )
-
-
-def _snntorch_neuron(name: str, layer: nn.Module, cls: str) -> _Neuron:
-    what = f"layer '{name}' (snntorch.{cls})"
-    reset = {0: "subtract", 1: "zero"}.get(int(layer.reset_mechanism_val))
-    if reset is None:
-        raise ExportError(f"{what}: reset_mechanism='none' has no NIR equivalent (NIR's neurons always reset)")
-    threshold = _one(name, layer, "threshold", layer.threshold)
-    delayed = getattr(layer, "reset_delay", True)
-    if not delayed and (reset == "subtract" or threshold <= 0):
-        raise ExportError(
-            f"{what}: reset_delay=False with a subtractive reset (or θ ≤ 0) resets within the step, which "
-            "spikelfp's neurons and NIR's metadata do not describe"
-        )
-    if delayed and reset == "zero" and cls != "Leaky":
-        raise ExportError(
-            f"{what}: its delayed reset to zero sets U[t] = 0 after a spike, discarding this step's input, unlike "
-            "NIR's and spikelfp's reset; use reset_delay=False (same spikes as spikelfp's zero reset) or 'subtract'"
-        )
-    if getattr(layer, "state_quant", False) or getattr(layer, "inhibition", False):
-        raise ExportError(f"{what}: state quantisation and inhibition do not export to NIR")
-    if _one(name, layer, "graded_spikes_factor", layer.graded_spikes_factor) != 1.0:
-        raise ExportError(f"{what}: graded spikes do not export to NIR")
-    if isinstance(layer.threshold, nn.Parameter) and layer.threshold.requires_grad:
-        raise ExportError(f"{what}: a learnable threshold does not export (spikelfp's neurons have a fixed θ)")
-    beta = _decay(layer.beta)
-    if isinstance(beta, float) and beta == 0.0:
-        raise ExportError(f"{what}: β = 0 (no memory) does not round-trip: spikelfp's neurons need β in (0, 1]")
-    alpha = _decay(layer.alpha) if cls in ("Synaptic", "RSynaptic") else None
-    recurrent = None
-    if cls in ("RLeaky", "RSynaptic"):
-        if getattr(layer, "all_to_all", True):
-            if not isinstance(layer.recurrent, nn.Linear):
-                raise ExportError(
-                    f"{what}: only a Linear recurrent layer exports (not {type(layer.recurrent).__name__})"
-                )
-            recurrent = _linear_arrays(layer.recurrent)
-        else:
-            v = layer.recurrent.V.detach().cpu().reshape(-1)
-            if v.numel() == 1:
-                raise ExportError(f"{what}: a scalar one-to-one V does not fix the layer size; give V per neuron")
-            recurrent = (np.diag(v.numpy()).astype(np.float32), None)
-    kind = "CubaLIF" if alpha is not None else "LIF"
-    return _Neuron(kind, beta, threshold, reset, 1.0, f"snntorch.{cls}", True, alpha, recurrent)
+def _is_norse_box(layer: nn.Module) -> bool:
+    neuron = recognize(layer)
+    return neuron is not None and neuron.library == "norse" and neuron.cls in _NORSE_BOX
 
 
 def _layout(chain) -> int:
@@ -433,7 +338,7 @@ def to_nir(
     lead = _layout(chain)
     neurons = [(n, neuron) for n, m in chain if (neuron := _neuron(n, m)) is not None]
     if dt is None:
-        norse_dts = [float(m.dt) for _, m in chain if any(_library_class(m, "norse", c) for c in _NORSE_BOX)]
+        norse_dts = [float(m.dt) for _, m in chain if _is_norse_box(m)]
         dt = norse_dts[0] if norse_dts else 1e-4
     dt = float(dt)
     if not dt > 0:

@@ -10,13 +10,15 @@ as row-by-row MNIST).
 
 from __future__ import annotations
 
-import sys
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
+from .interop import recognize
+from .interop import spiking_modules as _neurons_of
+from .interop.norse import is_sequential_state
 from .neurons import LIF, RLIF, CubaLIF, FamilyNeuron, RCubaLIF
 from .nn import SpikingSequential, TimeDistributed
 
@@ -280,59 +282,34 @@ def build(name: str, in_channels: int = 1, input_size: int = 28, num_classes: in
     return REGISTRY[name](in_channels, input_size, num_classes, **options)
 
 
-# Spiking neurons of other libraries, by (module that defines the class, class name). A model holding
-# one has imported its library already, so the lookup reads sys.modules and never imports anything.
-_FOREIGN_NEURONS = (
-    ("snntorch._neurons.neurons", "SpikingNeuron"),  # snnTorch: Leaky, Synaptic, Alpha, RLeaky, ...
-    ("norse.torch.module.snn", "SNNCell"),  # norse: LIFBoxCell, LIFCell, ... (one step, explicit state)
-    ("norse.torch.module.snn", "SNNRecurrentCell"),
-    ("norse.torch.module.snn", "SNN"),  # norse: multi-step modules (LIF, ...)
-    ("norse.torch.module.snn", "SNNRecurrent"),
-)
-
-
-def _foreign_classes() -> tuple[type, ...]:
-    found = []
-    for module_name, class_name in _FOREIGN_NEURONS:
-        cls = getattr(sys.modules.get(module_name), class_name, None)
-        if isinstance(cls, type):
-            found.append(cls)
-    return tuple(found)
-
-
 def spiking_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, module)`` of every spiking layer: spikelfp's neurons (``is_spiking``), snnTorch's and norse's."""
-    foreign = _foreign_classes()
-    return [
-        (name, m)
-        for name, m in model.named_modules()
-        if getattr(m, "is_spiking", False) is True or (foreign and isinstance(m, foreign))
-    ]
+    """``(name, module)`` of every neuron (:func:`spikelfp.interop.recognize`): spikelfp's, snnTorch's, norse's."""
+    return [(name, m) for name, m, _ in _neurons_of(model)]
 
 
 def is_spiking(model: nn.Module) -> bool:
-    """True if ``model`` holds spiking layers: spikelfp's, snnTorch's or norse's."""
-    return bool(spiking_modules(model))
+    """True if ``model`` holds neurons: spikelfp's, snnTorch's or norse's."""
+    return any(recognize(m) is not None for m in model.modules())
 
 
 def time_loop(model: nn.Module) -> str:
     """Who loops over time for ``model``: ``"model"`` or ``"trainer"`` (``"trainer-state"`` with state).
 
-    - spikelfp's neurons and norse's multi-step modules take the whole sequence ``(T, B, …)``:
-      ``"model"``;
+    - a model with a neuron that takes the whole sequence ``(T, B, …)`` (spikelfp's, norse's time-first
+      modules): ``"model"``;
     - snnTorch neurons that all keep their own state (``init_hidden=True``) make a step model, called
       once per step by the Trainer with its state reset before each batch: ``"trainer"``;
     - a norse ``SequentialState`` is a step model whose state is passed back in: ``"trainer-state"``;
     - anything else that holds step neurons (snnTorch with ``init_hidden=False``, norse cells) must
       carry their state in its own ``forward`` and so loop over time itself: ``"model"``.
     """
-    if type(model).__name__ == "SequentialState" and type(model).__module__.startswith("norse"):
+    if is_sequential_state(model):
         return "trainer-state"
-    layers = [m for _, m in spiking_modules(model)]
-    if any(getattr(m, "is_spiking", False) is True for m in layers):
+    neurons = [(m, n) for _, m, n in _neurons_of(model)]
+    if any(not n.stepwise for _, n in neurons):
         return "model"
-    snntorch_layers = [m for m in layers if type(m).__module__.startswith("snntorch")]
-    if snntorch_layers and all(getattr(m, "init_hidden", False) for m in snntorch_layers):
+    snntorch = [m for m, n in neurons if n.library == "snntorch"]
+    if snntorch and all(getattr(m, "init_hidden", False) for m in snntorch):
         return "trainer"
     return "model"
 

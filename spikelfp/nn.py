@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .binary import BinaryConv2d, BinaryLinear
+from .interop import recognize
 
 __all__ = [
     "Add",
@@ -85,7 +86,7 @@ class TimeDistributed(nn.Sequential):
 def _time_invariant(module: nn.Module) -> bool:
     """True if ``module`` maps equal steps to equal steps: no state, no randomness."""
     for m in module.modules():
-        if getattr(m, "is_spiking", False):
+        if recognize(m) is not None:
             return False
         if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
             return False
@@ -170,8 +171,9 @@ class TimeLoop(nn.Module):
     def reset(self) -> None:
         """Reset the hidden state of every neuron that keeps its own (snnTorch's ``init_hidden``)."""
         for m in self.model.modules():
-            if getattr(m, "init_hidden", False) is True and callable(getattr(m, "reset_mem", None)):
-                m.reset_mem()
+            neuron = recognize(m)
+            if neuron is not None:
+                neuron.reset_state(m)
 
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor) or x.dim() < 2:

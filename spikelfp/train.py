@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from . import binary, encode, feedback, models, surrogate, userdata
 from . import clip as clipping
 from . import device as devices
-from .engine import LFP, NonFiniteError, log
+from .lfp.engine import LFP, NonFiniteError, log
 from .nn import CallWith, TimeLoop
 
 __all__ = ["CheckpointError", "Config", "Trainer", "TrainingStopped", "load_model"]

@@ -577,8 +577,8 @@ def test_no_hoisting_where_the_per_step_input_feedback_is_read():
     fc = nn.Linear(4, 3)
     leaf = torch.rand(1, 2, 4).expand(5, 2, 4).detach().requires_grad_(True)  # a stride-0 leaf
     run = sl.LFP(fc, "epsilon").run
-    assert not sl.rules._hoistable(leaf, sl.layers.op_for(fc)[0], run)
-    assert sl.rules._hoistable(leaf.detach(), sl.layers.op_for(fc)[0], run)
+    assert not sl.lfp.rules._hoistable(leaf, sl.layers.op_for(fc)[0], run)
+    assert sl.lfp.rules._hoistable(leaf.detach(), sl.layers.op_for(fc)[0], run)
     lfp = sl.LFP(fc, "epsilon")
     out = lfp(leaf)
     lfp.backward(out, torch.ones_like(out))

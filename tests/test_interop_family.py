@@ -369,21 +369,6 @@ def test_neurons_without_an_lfp_rule_are_refused_without_suggesting_passthrough(
         assert "PassThrough" not in m and "gradients" in m
 
 
-def test_norse_current_based_neurons_are_refused_with_the_difference():
-    pytest.importorskip("norse", reason="norse (extra 'snn') is not installed")
-    from norse.torch import LI, LICell, LIFRecurrent, LIFRecurrentCell, LILinearCell
-
-    for module, match in [
-        (LIFRecurrentCell(3, 3), "LIFRecurrentCell.*weight matrices held inside the neuron"),
-        (LIFRecurrent(3, 3), "LIFRecurrent \\(time-first\\)"),
-        (LICell(), "LICell has a synaptic current state"),
-        (LI(), "LI \\(time-first LICell\\)"),
-        (LILinearCell(3, 3), "LILinearCell.*own input"),
-    ]:
-        message = _raises(module, match)
-        assert "PassThrough" not in message
-
-
 # --------------------------------------------------------------------------------------------------
 # norse
 # --------------------------------------------------------------------------------------------------
@@ -537,3 +522,145 @@ def test_default_float32_snntorch_models_keep_their_spikes(kind):
     assert out.dtype == torch.float32 and torch.equal(out, plain) and out.sum() > 0
     assert sorted(got) == sorted(n for n, p in net.named_parameters() if p.requires_grad)
     assert all(torch.isfinite(g).all() for g in got.values())
+
+
+# --------------------------------------------------------------------------------------------------
+# norse's cells with weights inside the neuron, and its current-based integrator
+# --------------------------------------------------------------------------------------------------
+def _inner_net(seed=11):
+    torch.manual_seed(seed)
+    fc2 = nn.Linear(H, 3).double()
+    with torch.no_grad():
+        fc2.weight.mul_(4)
+    return fc2
+
+
+def _norse_lfp(net, run, r, composite="epsilon"):
+    with torch.no_grad():
+        plain = run()
+    net.zero_grad(set_to_none=True)
+    with sl.LFP(net, composite) as lfp:
+        out = run()
+    lfp.backward(out, r)
+    assert torch.equal(out, plain)  # norse's own numbers, with LFP attached
+    return out, {n: p.grad.clone() for n, p in net.named_parameters()}
+
+
+def _reference(layers, x, r, composite=None):
+    composite = composite or sl.composites.Mixed(
+        [sl.composites.LayerMap([(Scale, sl.rules.PassThrough())]), sl.composites.get("epsilon")]
+    )
+    ref = nn.Sequential(*layers)
+    ref.zero_grad(set_to_none=True)  # layers shared with the norse net hold its updates
+    lfp = sl.LFP(ref, composite)
+    out = lfp(x)
+    lfp.backward(out, r)
+    return out
+
+
+#: ε = 0 in the layers' rule: moving the gain between a weight and its input then leaves the update exact
+EXACT = sl.composites.Mixed(
+    [
+        sl.composites.LayerMap([(Scale, sl.rules.PassThrough()), (nn.Linear, sl.rules.Epsilon(0.0))]),
+        sl.composites.get("epsilon"),
+    ]
+)
+
+
+@pytest.mark.parametrize("time_first", [False, True], ids=["LIFRecurrentCell", "LIFRecurrent"])
+def test_norse_lif_recurrent_cell_is_a_linear_and_a_recurrent_cubalif(time_first):
+    """LIFRecurrentCell: i ← i_d + W_in·x + W_rec·z[t−1]: a bias-free Linear, then RCubaLIF(α, β, zero reset) whose
+    gain g = dt·τ_mem⁻¹ multiplies both currents (recurrent weight g·W_rec). Spikes are norse's own; the updates of
+    W_in and W_rec are those of the spikelfp net's Linear and recurrent layer (the gain moves between weight and
+    input without changing a z⁺z⁻ or ε update beyond the stabiliser)."""
+    norse = pytest.importorskip("norse.torch", reason="norse (extra 'snn') is not installed")
+    p = norse.LIFParameters(**_dt_params(tau_syn_inv=500.0, tau_mem_inv=250.0, v_th=0.5))
+    torch.manual_seed(3)
+    cls = norse.LIFRecurrent if time_first else norse.LIFRecurrentCell
+    cell = cls(5, H, p, dt=0.001, autapses=True).double()
+    with torch.no_grad():
+        cell.input_weights.mul_(6)
+    fc2 = _inner_net()
+    readout = norse.LIFCell(p, dt=0.001)  # ε = 0 for its Linear too (EXACT): the reference's is the same Linear
+    x = torch.rand(T, B, 5, dtype=torch.float64)
+    r = torch.randn(T, B, 3, dtype=torch.float64)
+    net = nn.ModuleList([cell, fc2, readout])
+
+    def run():
+        if time_first:
+            h, _ = cell(x)
+            s2, outs = None, []
+            for t in range(T):
+                o, s2 = readout(fc2(h[t]), s2)
+                outs.append(o)
+            return torch.stack(outs)
+        s1 = s2 = None
+        outs = []
+        for t in range(T):
+            h, s1 = cell(x[t], s1)
+            o, s2 = readout(fc2(h), s2)
+            outs.append(o)
+        return torch.stack(outs)
+
+    out, got = _norse_lfp(net, run, r, EXACT)
+    assert out.sum() > 0
+    w_in = nn.Linear(5, H, bias=False).double()
+    rec = sl.RCubaLIF(H, ALPHA, BETA, 0.5, "zero", bias=False).double()
+    with torch.no_grad():
+        w_in.weight.copy_(cell.input_weights)
+        rec.recurrent.weight.copy_(0.25 * cell.recurrent_weights)
+    n2 = sl.CubaLIF(ALPHA, BETA, 0.5, "zero")
+    want = _reference([w_in, Scale(0.25), rec, fc2, Scale(0.25), n2], x, r, EXACT)
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+    torch.testing.assert_close(got["0.input_weights"], w_in.weight.grad, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(got["0.recurrent_weights"], rec.recurrent.weight.grad, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(got["1.weight"], fc2.weight.grad, rtol=1e-6, atol=1e-12)
+    assert (got["0.recurrent_weights"] != 0).any() and (got["0.input_weights"] != 0).any()
+
+
+@pytest.mark.parametrize("kind", ["LICell", "LI", "LILinearCell"])
+def test_norse_current_based_integrators_are_cubali(kind):
+    """LICell: i ← i_d + x, v ← v + g((0 − v) + i), i_d ← (1 − h)·i: CubaLI(α = 1 − h, β = 1 − g) on g·x
+    (σ = sign at both states); LILinearCell holds its input weights (a bias-free Linear) before it."""
+    norse = pytest.importorskip("norse.torch", reason="norse (extra 'snn') is not installed")
+    p = norse.LIParameters(**_dt_params(tau_syn_inv=500.0, tau_mem_inv=250.0))
+    fc1, _ = layers(12)
+    with torch.no_grad():
+        fc1.weight.mul_(3)
+    x = torch.rand(T, B, 5, dtype=torch.float64)
+    r = torch.randn(T, B, H if kind != "LILinearCell" else 3, dtype=torch.float64)
+    if kind == "LILinearCell":
+        cell = norse.LILinearCell(H, 3, p, dt=0.001).double()
+    else:
+        cell = (norse.LI if kind == "LI" else norse.LICell)(p, dt=0.001)
+    lif = norse.LIFBoxCell(norse.LIFBoxParameters(**_dt_params(tau_mem_inv=250.0, v_th=1.0)), dt=0.001)
+    net = nn.ModuleList([fc1, lif, cell])
+
+    def run():
+        s1, hs = None, []
+        for t in range(T):
+            h, s1 = lif(fc1(x[t]), s1)
+            hs.append(h)
+        if kind == "LI":
+            return cell(torch.stack(hs))[0]
+        s2, outs = None, []
+        for t in range(T):
+            o, s2 = cell(hs[t], s2)
+            outs.append(o)
+        return torch.stack(outs)
+
+    out, got = _norse_lfp(net, run, r)
+    layers_ = [fc1, Scale(0.25), sl.LIF(BETA, 1.0, "zero")]
+    if kind == "LILinearCell":
+        w = nn.Linear(H, 3, bias=False).double()
+        with torch.no_grad():
+            w.weight.copy_(cell.input_weights)
+        layers_.append(w)
+    layers_ += [Scale(0.25), sl.CubaLI(ALPHA, BETA)]
+    want = _reference(layers_, x, r)
+    torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
+    for name, ref in (("0.weight", fc1.weight), ("0.bias", fc1.bias)):
+        assert (got[name] != 0).any()
+        torch.testing.assert_close(got[name], ref.grad, rtol=1e-6, atol=1e-12)
+    if kind == "LILinearCell":
+        torch.testing.assert_close(got["2.input_weights"], w.weight.grad, rtol=1e-6, atol=1e-12)

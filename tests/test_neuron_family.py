@@ -468,8 +468,8 @@ def test_bad_input_is_refused_by_name():
         sl.RLIF(4, 0.9)(torch.zeros(3, 2, 5))
     with pytest.raises(ValueError, match="time-first"):
         sl.LI(0.9)(torch.zeros(2, 5))
-    with pytest.raises(TypeError, match="LIFParameters holds one fixed beta"):
-        _ = sl.LIF(0.9, learn_beta=True).params
+    spec = sl.LIF(0.9, learn_beta=True).spec  # the one description: the learnable β as its current value
+    assert spec.kind == "LIF" and spec.learn_beta and isinstance(spec.beta, torch.Tensor)
 
 
 def test_export_writes_per_neuron_beta():
@@ -572,14 +572,6 @@ def test_family_core_equals_the_lif_functions(carry, reset):
     assert torch.equal(outs[0], outs[1]) and outs[0].sum() > 0
     torch.testing.assert_close(a[0].weight.grad, b[0].weight.grad, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(a[0].bias.grad, b[0].bias.grad, rtol=1e-10, atol=1e-12)
-
-
-def test_composite_context_still_builds_an_engine():
-    """composites no longer imports the engine; the engine binds itself as Composite.context's factory."""
-    net = nn.Sequential(nn.Linear(3, 4), sl.CubaLIF(0.5, 0.9))
-    with sl.composites.get("epsilon").context(net) as lfp:
-        assert isinstance(lfp, sl.LFP) and "forward" in net[1].__dict__
-    assert "forward" not in net[1].__dict__
 
 
 @pytest.mark.parametrize("over", ["mean", "max"])

@@ -30,7 +30,7 @@ def test_lif_matches_snntorch_leaky(reset, beta, threshold):
     spk_ref, mem_ref = torch.stack(spk_ref), torch.stack(mem_ref)
     lif = sl.LIF(beta, threshold, reset)
     spikes = lif(current)
-    _, membranes, _ = sl.neurons.lif_feed_forward(current, None, lif.params)
+    _, membranes, _ = sl.neurons.lif_feed_forward(current, None, lif.spec)
     assert spk_ref.sum() > 100  # the comparison is not vacuous
     assert torch.equal(spikes, spk_ref)
     torch.testing.assert_close(membranes, mem_ref, rtol=0, atol=1e-6)
@@ -48,13 +48,13 @@ def test_step_mode_equals_multi_step(reset):
         s, state = lif.step(current[t], state)
         stepped.append(s)
     assert torch.equal(torch.stack(stepped), spikes)
-    _, membranes, final = sl.neurons.lif_feed_forward(current, None, lif.params)
+    _, membranes, final = sl.neurons.lif_feed_forward(current, None, lif.spec)
     assert torch.equal(state.v, final.v) and torch.equal(membranes[-1], state.v)
 
 
 def test_pure_step_function_equals_module():
     current = torch.rand(6, 3, 4) * 2
-    p = sl.LIFParameters(0.8, 1.0, "zero")
+    p = sl.NeuronSpec("LIF", 0.8, threshold=1.0, reset="zero")
     state, mine = None, []
     for t in range(6):
         s, state = sl.neurons.lif_step(current[t], state, p)
@@ -66,7 +66,7 @@ def test_multi_step_continues_from_state():
     current = torch.rand(10, 2, 6) * 2
     lif = sl.LIF(0.9)
     whole = lif(current)
-    _, _, mid = sl.neurons.lif_feed_forward(current[:4], None, lif.params)
+    _, _, mid = sl.neurons.lif_feed_forward(current[:4], None, lif.spec)
     rest = lif(current[4:], mid)
     assert torch.equal(torch.cat([whole[:4], rest]), whole)
 
@@ -74,8 +74,8 @@ def test_multi_step_continues_from_state():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"beta": 0.0}, r"beta must lie in \(0, 1\]"),
-        ({"beta": 1.5}, r"beta must lie in \(0, 1\]"),
+        ({"beta": -0.1}, r"beta must lie in \[0, 1\]"),
+        ({"beta": 1.5}, r"beta must lie in \[0, 1\]"),
         ({"beta": 0.9, "reset": "hold"}, "reset must be 'subtract', 'zero' or 'none'"),
         ({"beta": 0.9, "threshold": float("nan")}, "threshold must be finite"),
     ],

@@ -340,9 +340,11 @@ def test_snntorch_refusals_are_named():
     snn = pytest.importorskip("snntorch", reason="snntorch is not installed")
     with pytest.raises(export.ExportError, match="reset_mechanism='none'"):
         export.to_nir(nn.Sequential(nn.Linear(3, 2), snn.Leaky(beta=0.5, reset_mechanism="none")))
-    with pytest.raises(export.ExportError, match=r"snntorch.Leaky\): a learnable threshold does not export"):
+    with pytest.raises(export.ExportError, match=r"snntorch.Leaky\) does not export to NIR: a learnable threshold"):
         export.to_nir(nn.Sequential(nn.Linear(3, 2), snn.Leaky(beta=0.5, learn_threshold=True)))
-    with pytest.raises(export.ExportError, match=r"snntorch.Synaptic\): its delayed reset to zero .* discarding"):
+    with pytest.raises(
+        export.ExportError, match=r"snntorch.Synaptic\) does not export to NIR: .*delayed zero reset.* discarding"
+    ):
         export.to_nir(nn.Sequential(nn.Linear(3, 2), snn.Synaptic(alpha=0.5, beta=0.5, reset_mechanism="zero")))
     with pytest.raises(export.ExportError, match="mixes time-first spikelfp neurons with step-wise"):
         export.to_nir(nn.Sequential(nn.Linear(3, 2), snn.Leaky(beta=0.5), sl.LIF(0.5)))
@@ -748,7 +750,9 @@ def test_snntorch_neurons_without_a_nir_node_are_refused_by_name():
     snn = pytest.importorskip("snntorch", reason="snntorch is not installed")
     for neuron in (snn.Alpha(alpha=0.9, beta=0.8), snn.Lapicque(beta=0.9), snn.SLSTM(2, 2)):
         name = type(neuron).__name__
-        with pytest.raises(export.ExportError, match=rf"of type {name} has no NIR equivalent|{name} is not sequential"):
+        with pytest.raises(
+            export.ExportError, match=rf"\(snntorch\.{name}\) does not export to NIR: |{name} is not sequential"
+        ):
             export.to_nir(nn.Sequential(nn.Linear(3, 2), neuron))
 
 

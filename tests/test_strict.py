@@ -83,7 +83,7 @@ def surrogate_case():
             r"operation MulBackward0 \(autograd would differentiate it\) between layer '0\.fc' and layer '1'",
         ),
         (residual_case, r"operation AddBackward0 .* between layer '0' and layer '2'.*sl\.nn\.Add"),
-        (surrogate_case, r"autograd Function spikelfp\.neurons.*_MultiStep.* between layer '0\.fc' and layer '1'"),
+        (surrogate_case, r"autograd Function spikelfp\.neurons.*MultiStepBPTT.* between layer '0\.fc' and layer '1'"),
     ],
 )
 def test_operation_without_rule_raises_and_writes_nothing(case, match):

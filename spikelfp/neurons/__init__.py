@@ -1,36 +1,54 @@
-"""Spiking and leaky neurons and their temporal LFP rules (LFP-SPEC §5, §9).
+"""Spiking and leaky neurons and their temporal LFP rule (LFP-SPEC §5, §9).
 
-One module per neuron, each a class plus its pure step function (norse's pattern), on a shared
-temporal core:
+One description, one kernel, thin modules (norse's pattern: pure step functions beside thin modules):
 
-- :mod:`~spikelfp.neurons.core`: the dynamics, the sum-node split and the reverse-time loop they share;
-- :mod:`~spikelfp.neurons.lif`: :class:`LIF` (single-state leaky integrate-and-fire);
-- :mod:`~spikelfp.neurons.cuba`: :class:`CubaLIF` (synaptic current + membrane; snnTorch ``Synaptic``);
-- :mod:`~spikelfp.neurons.recurrent`: :class:`RLIF`, :class:`RCubaLIF` (snnTorch ``RLeaky``, ``RSynaptic``);
-- :mod:`~spikelfp.neurons.readout`: :class:`LI` (the non-spiking leaky-integrator readout).
+- :mod:`~spikelfp.neurons.spec`: :class:`NeuronSpec`, the one description of a neuron and its validation;
+- :mod:`~spikelfp.neurons.functional`: the dynamics, one step and the multi-step loop over it;
+- :mod:`~spikelfp.neurons.lfp`: the temporal LFP rule (one multi-step and one step Function);
+- :mod:`~spikelfp.neurons.bptt`: the Heaviside's derivative and the surrogate's (BPTT baselines);
+- :mod:`~spikelfp.neurons.modules`: :class:`LIF`, :class:`CubaLIF`, :class:`RLIF`, :class:`RCubaLIF`,
+  :class:`LI`, each holding a spec.
+
+A new neuron kind is a spec kind plus its step in the kernel.
 """
 
-from .core import FamilyNeuron
-from .cuba import CubaLIF, CubaLIFState, cuba_step
-from .lif import LIF, LIFParameters, LIFState, Surrogate, lif_feed_forward, lif_step
-from .lif import _MultiStep as _MultiStep  # private names other modules import
-from .lif import _MultiStepLFP as _MultiStepLFP
-from .lif import _Step as _Step
-from .lif import _StepLFP as _StepLFP
-from .readout import LI, LIState, li_step
-from .recurrent import RLIF, RCubaLIF
+from .bptt import Surrogate
+from .functional import State
+from .modules import (
+    LI,
+    LIF,
+    RLIF,
+    CubaLI,
+    CubaLIF,
+    CubaLIFState,
+    CubaLIState,
+    FamilyNeuron,
+    LIFState,
+    LIState,
+    RCubaLIF,
+    cuba_step,
+    li_step,
+    lif_feed_forward,
+    lif_step,
+)
+from .spec import KINDS, RESETS, NeuronSpec
 
 __all__ = [
+    "KINDS",
     "LI",
     "LIF",
+    "RESETS",
     "RLIF",
+    "CubaLI",
     "CubaLIF",
     "CubaLIFState",
+    "CubaLIState",
     "FamilyNeuron",
-    "LIFParameters",
     "LIFState",
     "LIState",
+    "NeuronSpec",
     "RCubaLIF",
+    "State",
     "Surrogate",
     "cuba_step",
     "li_step",

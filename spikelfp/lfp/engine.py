@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .clip import max_normalize
-from .composites import DEFAULTS, Composite, _bind_engine, resolve
-from .nn import TimeDistributed
+from ..interop import recognize
+from ..nn import TimeDistributed
+from .composites import DEFAULTS, Composite, resolve
+from .site import NonFiniteError, Run
 from .strict import StrictError, inspect
 
 __all__ = ["LFP", "NonFiniteError", "Run", "StrictError"]
@@ -33,133 +34,12 @@ _MISSING = object()
 
 #: module -> weak reference to the engine whose rules are installed on it (engines may not overlap)
 _ATTACHED: weakref.WeakKeyDictionary[nn.Module, weakref.ref] = weakref.WeakKeyDictionary()
+#: what the composite is asked for the rule of weights held inside a neuron (norse's cells): a Linear
+_LINEAR_PROBE = nn.Linear(1, 1, device="meta")
 
 
-class NonFiniteError(ValueError):
-    """A feedback or update became NaN or Inf during the LFP backward pass."""
-
-
-class Run:
-    """What the rule Functions of one LFP engine share: options, layout, spike bookkeeping.
-
-    Parameters
-    ----------
-    normalize
-        ``None``, ``"max"`` (divide the feedback leaving each rule layer by its per-sample maximum) or
-        ``"max-batch"`` (by its maximum over the whole batch).
-    check_finite
-        Refuse (raise :class:`NonFiniteError`) instead of writing a non-finite feedback or update.
-    """
-
-    def __init__(self, normalize: str | None, check_finite: bool) -> None:
-        self.normalize = normalize
-        self.check_finite = check_finite
-        #: ``(T, B)`` while a time-first input runs through the model, else None
-        self.layout: tuple[int, int] | None = None
-        self._spikes: dict[int, tuple[weakref.ref, Tensor]] = {}
-        self._rates: dict[str, list[Tensor]] = {}
-        #: class name of every module with a rule, by module name (filled at attach, for messages)
-        self.kinds: dict[str, str] = {}
-        self._rates_seen = False  # the statistics were checked by a backward: the next record starts anew
-        #: the rule attached to each module, by ``id(module)``, while attached (a recurrent neuron reads
-        #: the rule of its recurrent layer here)
-        self.module_rules: dict[int, Any] = {}
-
-    # ---- spikes: stored compactly for the backward pass -----------------------------------------
-    def register_spikes(self, spikes: Tensor, compact: Tensor) -> None:
-        """Remember that ``spikes`` (float 0/1) equals ``compact`` (bool), for :meth:`compact`.
-
-        Entries whose float tensor is gone are dropped here, so a long ``with lfp:`` step loop (which
-        never ends a forward through :meth:`LFP.__call__`) holds only the spikes still alive.
-        """
-        for key in [k for k, (ref, _) in self._spikes.items() if ref() is None]:
-            del self._spikes[key]
-        self._spikes[spikes.untyped_storage().data_ptr()] = (weakref.ref(spikes), compact)
-
-    def compact(self, x: Tensor) -> Tensor:
-        """A bool copy of ``x`` if ``x`` views a registered spike tensor whole, else ``x`` itself."""
-        if not self._spikes or not x.is_contiguous():
-            return x
-        entry = self._spikes.get(x.untyped_storage().data_ptr())
-        if entry is None:
-            return x
-        ref, compact = entry
-        spikes = ref()
-        if spikes is None or spikes.numel() != x.numel() or x.storage_offset() != spikes.storage_offset():
-            return x
-        return compact.view(x.shape)
-
-    def record_rate(self, name: str, compact: Tensor) -> None:
-        """Add a layer's spikes to the firing-rate statistics (kept as tensors: no sync)."""
-        if self._rates_seen:  # a user's step loop: each backward looks at the steps since the last one
-            self._rates, self._rates_seen = {}, False
-        total = compact.sum(dtype=torch.float32)
-        stats = self._rates.setdefault(name, [total.new_zeros(()), 0])
-        stats[0] = stats[0] + total
-        stats[1] += compact.numel()
-
-    def firing_rates(self) -> dict[str, float]:
-        """Mean spikes per neuron and step, per spiking layer, since the last forward began."""
-        return {name: float(total) / max(count, 1) for name, (total, count) in self._rates.items()}
-
-    def silent(self) -> bool:
-        """True if spiking layers ran and none of them fired."""
-        if not self._rates:
-            return False
-        return not bool(torch.stack([t for t, _ in self._rates.values()]).sum() > 0)
-
-    def silent_layers(self) -> list[str]:
-        """The spiking layers that ran and did not fire since the statistics were last reset (one sync)."""
-        if not self._rates:
-            return []
-        names = list(self._rates)
-        counts = torch.stack([self._rates[n][0] for n in names]).tolist()
-        return [n for n, c in zip(names, counts) if c == 0]
-
-    def begin_forward(self, layout: tuple[int, int] | None) -> None:
-        self.layout = layout
-        self._rates = {}
-        self._rates_seen = False
-
-    def end_forward(self) -> None:
-        self._spikes.clear()
-
-    # ---- the feedback leaving a layer -------------------------------------------------------------
-    def leave(
-        self,
-        name: str,
-        layout: tuple[int, int] | None,
-        r_in: Tensor | None,
-        dw: Tensor | None = None,
-        db: Tensor | None = None,
-    ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        """Normalise the input feedback, check everything is finite, return ``(r_in, −Δw, −Δb)``."""
-        if r_in is not None and self.normalize is not None:
-            per = "batch" if self.normalize == "max-batch" else "sample"
-            r_in = max_normalize(r_in, layout, per, inplace=True)
-        if self.check_finite:
-            self.ensure_finite(name, r_in=r_in, dw=dw, db=db)
-        # the rules return fresh tensors: negate in place (no copy of a weight-sized tensor)
-        return r_in, (None if dw is None else dw.neg_()), (None if db is None else db.neg_())
-
-    def ensure_finite(self, name: str, **tensors: Tensor | None) -> None:
-        """Raise :class:`NonFiniteError` unless every tensor is finite.
-
-        One fused reduction per tensor (a sum is NaN or Inf if any entry is) and one sync per layer;
-        a sum can also overflow when entries are within a factor ``numel`` of the float range, which
-        is reported the same way, since such values overflow the next layer anyway.
-        """
-        present = {k: t for k, t in tensors.items() if t is not None}
-        if not present:
-            return
-        ok = torch.isfinite(torch.stack([t.sum() for t in present.values()]))
-        if not bool(ok.all()):
-            bad = [k for k, flag in zip(present, ok.tolist()) if not flag]
-            raise NonFiniteError(
-                f"LFP produced non-finite values ({', '.join(bad)}) at layer '{name}'; nothing non-finite "
-                "was written to .grad, but layers nearer the output may hold partial updates: zero the "
-                "gradients before the next step (lower the learning rate, or normalise: normalize='max-batch')"
-            )
+def _name_of(model: nn.Module, module: nn.Module) -> str:
+    return next((name for name, m in model.named_modules() if m is module), "?")
 
 
 class LFP:
@@ -244,6 +124,8 @@ class LFP:
         self.spiking = any(getattr(m, "is_spiking", False) for m in model.modules())
         self._depth = 0
         self._patched: list[tuple[nn.Module, dict[str, Any], bool | None]] = []
+        self._plan: list[tuple[nn.Module, dict[str, Any], bool | None]] | None = None
+        self._plan_key: tuple | None = None
         self._strict_warned = False
         self._silence_warned: set[str] = set()
 
@@ -269,8 +151,66 @@ class LFP:
                 )
         return rule
 
+    def _build_plan(self) -> list[tuple[nn.Module, dict[str, Any], bool | None]]:
+        """Every module's rule and the methods it installs: computed once, reused by every later attach.
+
+        Two passes: first every module's rule (a recurrent neuron's methods need the rule of its recurrent
+        layer, a child that comes after it), then the methods.
+        """
+        self.run.clear_rules()
+        self.run.kinds.clear()
+        chosen: list[tuple[str, nn.Module, Any, Any, Exception | None]] = []
+        for name, module in self.model.named_modules():
+            try:
+                rule = self._rule_for(name, module)
+            except TypeError as exc:  # raised in module order below, so a refused neuron speaks before its children
+                chosen.append((name, module, None, None, exc))
+                continue
+            if rule is None:
+                continue
+            neuron = recognize(module)
+            self.run.set_rule(module, rule)
+            for attr in () if neuron is None else neuron.inner:  # weights inside a neuron: the rule of a Linear
+                inner = self.composite.rule_for(f"{name}.{attr}", _LINEAR_PROBE) or DEFAULTS.rule_for(
+                    name, _LINEAR_PROBE
+                )
+                if inner is None:
+                    raise TypeError(
+                        f"the weights '{name}.{attr}' inside {type(module).__name__} need the composite's rule for "
+                        "nn.Linear, and it has none"
+                    )
+                self.run.set_inner_rule(module, attr, inner)
+            chosen.append((name, module, rule, neuron, None))
+        plan = []
+        for name, module, rule, neuron, error in chosen:
+            if error is not None:
+                raise error
+            methods = rule.patch(module, name, self.run, neuron)
+            inplace = getattr(module, "inplace", None)
+            inplace = inplace if isinstance(inplace, bool) else None
+            plan.append((module, methods, inplace))
+            self.run.kinds[name] = type(module).__name__
+        return plan
+
+    def _current_plan(self) -> list[tuple[nn.Module, dict[str, Any], bool | None]]:
+        """The cached plan while the model holds the same module objects, else a new one."""
+        key = tuple((name, id(m)) for name, m in self.model.named_modules())
+        if self._plan is None or key != self._plan_key:
+            self._plan, self._plan_key = self._build_plan(), key
+        return self._plan
+
+    def refresh(self) -> None:
+        """Forget the rules computed at the first attach (after changing a module's settings in place, e.g. a
+        snnTorch neuron's threshold, which its adapter reads when the rules are computed)."""
+        if self._depth:
+            raise RuntimeError("refresh() inside an active `with lfp:` block; leave it first")
+        self._plan = self._plan_key = None
+
     def attach(self) -> LFP:
         """Install the rules (re-entrant; :meth:`detach` undoes the outermost call).
+
+        The rules and the methods they install are computed at the first attach and reused while the model
+        holds the same module objects (see :meth:`refresh`).
 
         Raises
         ------
@@ -279,30 +219,20 @@ class LFP:
         """
         if self._depth == 0:
             try:
-                for name, module in self.model.named_modules():
-                    rule = self._rule_for(name, module)
-                    if rule is None:
-                        continue
+                for module, methods, inplace in self._current_plan():
                     owner = _ATTACHED.get(module)
                     other = owner() if owner is not None else None
                     if other is not None and other is not self:
                         raise RuntimeError(
-                            f"module '{name}' ({type(module).__name__}) is attached to another LFP engine "
-                            f"({other!r}); two engines cannot be attached to one model at the same time: "
-                            "leave the other engine's `with` block (or call its detach()) first"
+                            f"module '{_name_of(self.model, module)}' ({type(module).__name__}) is attached to "
+                            f"another LFP engine ({other!r}); two engines cannot be attached to one model at the "
+                            "same time: leave the other engine's `with` block (or call its detach()) first"
                         )
-                    self.run.module_rules[id(module)] = rule
-                    methods = rule.patch(module, name, self.run)
-                    methods = {**methods, "__reduce_ex__": None}  # copies and pickles see the clean module
-                    saved = {attr: module.__dict__.get(attr, _MISSING) for attr in methods}
-                    inplace = getattr(module, "inplace", None)
-                    inplace = inplace if isinstance(inplace, bool) else None
-                    methods["__reduce_ex__"] = _clean_reduce(module, saved, inplace)
+                    saved = {attr: module.__dict__.get(attr, _MISSING) for attr in (*methods, "__reduce_ex__")}
                     self._patched.append((module, saved, inplace))
                     _ATTACHED[module] = weakref.ref(self)
-                    self.run.kinds[name] = type(module).__name__
-                    for attr, fn in methods.items():
-                        module.__dict__[attr] = fn
+                    module.__dict__.update(methods)
+                    module.__dict__["__reduce_ex__"] = _clean_reduce(module, saved, inplace)
                     if inplace:
                         module.inplace = False  # rules save outputs; in-place ops would corrupt them
             except BaseException:
@@ -320,7 +250,6 @@ class LFP:
             self._restore()
 
     def _restore(self) -> None:
-        self.run.module_rules.clear()
         while self._patched:
             module, saved, inplace = self._patched.pop()
             for attr, old in saved.items():
@@ -406,7 +335,7 @@ class LFP:
                 f"this output was produced by {whose}, not by this one: produce it with `out = lfp(x)` (or "
                 "inside `with lfp:`) so that its rules run; nothing was written to .grad"
             )
-        if self.normalize is not None and self.run._rates:
+        if self.normalize is not None and self.run.spike_counts():
             repeated = sorted(name for name, n in report.calls.items() if n > 1)
             if repeated:
                 raise ValueError(
@@ -435,7 +364,7 @@ class LFP:
 
     def _warn_silent_layers(self) -> None:
         silent = [n for n in self.run.silent_layers() if n not in self._silence_warned]
-        self.run._rates_seen = True
+        self.run.mark_seen()
         for name in silent:
             self._silence_warned.add(name)
             kind = self.run.kinds.get(name, "spiking layer")
@@ -582,6 +511,3 @@ def _check_time_first(model: nn.Module, x: Tensor) -> None:
                 f"{hint}. If it is time-first already, state the shape of one sample: "
                 f"model.input_shape = {got[2:]}"
             )
-
-
-_bind_engine(LFP)  # lets Composite.context build an engine without composites importing this module
