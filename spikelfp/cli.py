@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from .train import config as settings
+
 __all__ = ["main"]
 
 
@@ -47,10 +49,8 @@ def _number(kind: type, low: float | None = None, high: float | None = None, low
 
 def _optimizer_name(text: str) -> str:
     """An argparse type: a ``torch.optim`` class name the Trainer can drive."""
-    from .train import optimizer_class
-
     try:
-        optimizer_class(text)
+        settings.optimizer_class(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -77,10 +77,8 @@ def _dataset(text: str) -> str:
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from .composites import PRESETS
     from .models import REGISTRY
 
-    methods = [f"lfp-{n}" for n in PRESETS] + ["gradient", "surrogate"]
     g = p.add_argument_group("what to train")
     g.add_argument("--model", default="snn-mlp", choices=list(REGISTRY), help="model (default: snn-mlp)")
     g.add_argument(
@@ -91,17 +89,19 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
         "train/ and test/ inside) or an .npz file with arrays x, y (and x_test, y_test)",
     )
     g.add_argument("--data-root", default=None, help="folder with the dataset's files")
-    g.add_argument("--method", default="lfp-epsilon", choices=methods, help="LFP composite or gradient baseline")
+    g.add_argument(
+        "--method", default="lfp-epsilon", choices=settings.METHODS, help="LFP composite or gradient baseline"
+    )
     g.add_argument(
         "--weights",
         default="float",
-        choices=["float", "binary", "ternary"],
+        choices=settings.WEIGHTS,
         help="train with float, binary or ternary weights (LFP-SPEC §10)",
     )
     g.add_argument(
         "--weight-magnitude",
         default="latent",
-        choices=["latent", "quantized"],
+        choices=settings.WEIGHT_MAGNITUDES,
         help="binary/ternary under LFP: the update's |w| from the latent weight (spec default) or from w_q",
     )
     g = p.add_argument_group("optimisation (unset: the paper's setting for the model family)")
@@ -112,9 +112,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=_NONNEG_INT, default=None, help="epochs in all (default 1; on --resume, as saved)")
     g.add_argument("--batch-size", type=_COUNT, default=None)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--normalize", default=None, choices=["max", "max-batch", "none"], help="max-normalise the feedback")
-    g.add_argument("--feedback", default=None, choices=["sigmoid", "softmax", "reward", "spike-sequence"])
-    g.add_argument("--reduction", default="sum", choices=["sum", "mean"], help="feedback over the batch")
+    g.add_argument("--normalize", default=None, choices=settings.NORMALIZE, help="max-normalise the feedback")
+    g.add_argument("--feedback", default=None, choices=list(settings.FEEDBACKS))
+    g.add_argument("--reduction", default="sum", choices=settings.REDUCTIONS, help="feedback over the batch")
     g.add_argument("--clip", type=_none_or(_NONNEG), default=None, help="adaptive clipping λ (0: off)")
     g.add_argument("--lr-step", type=_NONNEG_INT, default=0, help="decay the lr every N steps")
     g.add_argument("--lr-gamma", type=_POSITIVE, default=0.1)
@@ -123,13 +123,13 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=_COUNT, default=25, help="time steps T")
     g.add_argument("--beta", type=_number(float, 0, 1), default=0.9, help="membrane decay β")
     g.add_argument("--threshold", type=_POSITIVE, default=1.0)
-    g.add_argument("--reset", default="subtract", choices=["subtract", "zero", "none"])
-    g.add_argument("--neuron", default="lif", choices=["lif", "cuba"], help="LIF or current-based CubaLIF neurons")
+    g.add_argument("--reset", default="subtract", choices=settings.RESETS)
+    g.add_argument("--neuron", default="lif", choices=settings.NEURONS, help="LIF or current-based CubaLIF neurons")
     g.add_argument("--alpha", type=_number(float, 0, 1), default=0.8, help="synaptic-current decay α (--neuron cuba)")
     g.add_argument(
         "--encoding",
         default="constant",
-        choices=["constant", "rate", "latency", "rows"],
+        choices=settings.ENCODINGS,
         help="rows: one image row per step (sequential MNIST, T = image height; --steps is ignored)",
     )
     g.add_argument("--gain", type=_POSITIVE, default=1.0, help="rate-encoding gain")
@@ -149,10 +149,8 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config_from(args: argparse.Namespace):
-    from .train import Config
-
-    fields = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{k: v for k, v in vars(args).items() if k in fields})
+    fields = {f.name for f in dataclasses.fields(settings.Config)}
+    return settings.Config(**{k: v for k, v in vars(args).items() if k in fields})
 
 
 # Settings a resumed run may change (logged): they alter neither the data order nor the arithmetic.
@@ -179,8 +177,6 @@ def _same(a, b) -> bool:
 
 def _resumed_config(args: argparse.Namespace, Config, say) -> tuple[Path, object]:
     """The saved run's config with the explicit, safe overrides; ``ValueError`` for conflicts or damage."""
-    from .train import check_config_values
-
     resume = Path(args.resume)
     if not resume.exists():
         raise ValueError(f"--resume {resume}: no such folder or file")
@@ -192,7 +188,7 @@ def _resumed_config(args: argparse.Namespace, Config, say) -> tuple[Path, object
         saved = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{path} is not readable JSON ({exc})") from None
-    check_config_values(saved, str(path))
+    settings.check_config_values(saved, str(path))
     explicit = getattr(args, "explicit", set())
     if "out" in explicit and Path(args.out).resolve() != out.resolve():
         raise ValueError(f"--out {args.out} conflicts with --resume {args.resume} (the run lives in {out})")

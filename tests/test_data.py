@@ -100,10 +100,10 @@ def test_cifar_pickles_cannot_execute_code(tmp_path):
 
     payload = pickle.dumps({"data": Evil()})
     with pytest.raises(DataError, match="refusing to load"):
-        sl.data._SafeUnpickler(__import__("io").BytesIO(payload)).load()
+        sl.data.cifar._SafeUnpickler(__import__("io").BytesIO(payload)).load()
     assert not (tmp_path / "pwned").exists()
     ok = pickle.dumps({"data": np.zeros((2, 3072), dtype=np.uint8), "labels": [1, 2]})
-    assert sl.data._SafeUnpickler(__import__("io").BytesIO(ok)).load()["labels"] == [1, 2]
+    assert sl.data.cifar._SafeUnpickler(__import__("io").BytesIO(ok)).load()["labels"] == [1, 2]
 
 
 def test_unknown_dataset():

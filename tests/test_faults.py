@@ -357,7 +357,7 @@ def test_gzip_bomb_is_refused_without_expanding_it(tmp_path):
 
 
 def test_load_idx_bounds_unknown_gzip_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(sl.data, "MAX_DECOMPRESSED_BYTES", 1000)
+    monkeypatch.setattr(sl.data.idx, "MAX_DECOMPRESSED_BYTES", 1000)
     path = tmp_path / "other.idx.gz"
     path.write_bytes(gzip.compress(bytes(5000)))
     with pytest.raises(DataError, match="decompresses to more than 1000 bytes"):

@@ -27,9 +27,9 @@ def test_reproduce_smoke(name, tmp_path, capsys):
 
 def test_fig2_and_fig3_say_when_their_data_is_absent(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SPIKELFP_DATA", str(tmp_path))
-    monkeypatch.setattr("spikelfp.data.CACHE", tmp_path / "cache")
+    monkeypatch.setattr("spikelfp.data.files.CACHE", tmp_path / "cache")
     monkeypatch.setattr(
-        "spikelfp.data._download",
+        "spikelfp.data.files.download",
         lambda urls, dest: (_ for _ in ()).throw(__import__("spikelfp").data.DataError("offline")),
     )
     assert main(["reproduce", "fig2-mlp-lenet", "--smoke", "--out", str(tmp_path / "f2")]) == 2

@@ -183,7 +183,7 @@ def inspect(root: Any, run: Any) -> GraphReport:
     root
         The output's ``grad_fn``.
     run
-        The engine's :class:`~spikelfp.engine.Run`; rule nodes whose ``site.run`` is it count as ``own``.
+        The engine's :class:`~spikelfp.lfp.site.Run`; rule nodes whose ``site.run`` is it count as ``own``.
 
     Returns
     -------
