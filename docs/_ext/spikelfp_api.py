@@ -171,7 +171,8 @@ def build_pages(out: Path) -> dict[str, list[str]]:
             if key is not None and canonical[key] != full:
                 directive = {"class": "py:class", "exception": "py:exception", "function": "py:function"}[kind]
                 sig = "" if kind != "function" else _signature(o)
-                lines += [f".. {directive}:: {full}{sig}", "", f"   Alias of :py:obj:`{canonical[key]}`.", ""]
+                lines += [f".. {directive}:: {n}{sig}", f"   :module: {mod}", ""]
+                lines += [f"   Alias of :py:obj:`{canonical[key]}`.", ""]
             elif kind in ("class", "exception"):
                 lines += [f".. auto{kind}:: {full}", "   :members:", "   :show-inheritance:", ""]
             elif kind == "function":
@@ -254,6 +255,7 @@ def _escape(text: str) -> str:
 def _generate(app: Sphinx) -> None:
     out = Path(app.srcdir) / "api" / "generated"
     listing = build_pages(out)
+    app.env.spikelfp_public_names = listing  # checked in _check_entries
     total = sum(len(v) for v in listing.values())
     logger.info(f"[spikelfp_api] {len(listing)} module pages, {total} public names")
 
@@ -275,10 +277,22 @@ def _check_reference(app: Sphinx, env, node, contnode):
     return None
 
 
+def _check_entries(app: Sphinx, env) -> None:
+    """Every public name (``{module}.{name}``) must have an entry in the Python domain: warn otherwise."""
+    listing = getattr(env, "spikelfp_public_names", {})
+    domain = env.get_domain("py")
+    known = set(domain.objects) | set(domain.modules)
+    for module, names in listing.items():
+        for name in names:
+            if f"{module}.{name}" not in known:
+                logger.warning(f"public name {module}.{name} has no entry in the API reference", type="spikelfp")
+
+
 def setup(app: Sphinx) -> dict:
     app.add_config_value("spikelfp_known_unresolved", set(), "env")
     app.connect("builder-inited", _generate)
     app.connect("autodoc-process-docstring", _process_docstring, priority=400)  # before numpydoc (500)
     app.connect("autodoc-process-bases", _process_bases)
     app.connect("missing-reference", _check_reference, priority=900)
+    app.connect("env-check-consistency", _check_entries)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
