@@ -19,7 +19,7 @@ from torch import nn
 from .interop import recognize
 from .interop import spiking_modules as _neurons_of
 from .interop.norse import is_sequential_state
-from .neurons import LIF, RLIF, CubaLIF, FamilyNeuron, RCubaLIF
+from .neurons import FamilyNeuron, NeuronSpec, from_spec
 from .nn import SpikingSequential, TimeDistributed
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "lenet",
     "mlp",
     "neuron_settings",
+    "neuron_spec",
     "recurrent_mlp",
     "spiking_lenet",
     "spiking_mlp",
@@ -40,26 +41,32 @@ __all__ = [
     "vgg16",
 ]
 
-#: the spiking neurons a model can be built with (``--neuron``)
+#: the spiking neurons a model can be built with (``--neuron``), by the kind of :class:`NeuronSpec` they build
 NEURONS = ("lif", "cuba")
+_KINDS = {"lif": "LIF", "cuba": "CubaLIF"}
+
+
+def neuron_spec(
+    kind: str, beta: float, threshold: float, reset: str, alpha: float, recurrent: bool = False
+) -> NeuronSpec:
+    """The :class:`NeuronSpec` of a model's spiking layers: ``"lif"`` (LIF) or ``"cuba"`` (CubaLIF); its
+    validation is the spec's."""
+    if kind not in _KINDS:
+        raise ValueError(f"neuron must be one of {', '.join(NEURONS)}, got {kind!r}")
+    synaptic = kind == "cuba"
+    return NeuronSpec(
+        _KINDS[kind], beta, alpha if synaptic else None, threshold=threshold, reset=reset, recurrent=recurrent
+    )
 
 
 def _neuron(kind: str, beta: float, threshold: float, reset: str, alpha: float) -> nn.Module:
     """A feed-forward spiking neuron layer: ``"lif"`` (:class:`LIF`) or ``"cuba"`` (:class:`CubaLIF`)."""
-    if kind == "lif":
-        return LIF(beta, threshold, reset)
-    if kind == "cuba":
-        return CubaLIF(alpha, beta, threshold, reset)
-    raise ValueError(f"unknown neuron {kind!r}; known neurons: {', '.join(NEURONS)}")
+    return from_spec(neuron_spec(kind, beta, threshold, reset, alpha))
 
 
 def _recurrent_neuron(kind: str, size: int, beta: float, threshold: float, reset: str, alpha: float) -> nn.Module:
     """A recurrent spiking layer: ``"lif"`` (:class:`RLIF`) or ``"cuba"`` (:class:`RCubaLIF`)."""
-    if kind == "lif":
-        return RLIF(size, beta, threshold, reset)
-    if kind == "cuba":
-        return RCubaLIF(size, alpha, beta, threshold, reset)
-    raise ValueError(f"unknown neuron {kind!r}; known neurons: {', '.join(NEURONS)}")
+    return from_spec(neuron_spec(kind, beta, threshold, reset, alpha, recurrent=True), size)
 
 
 def _conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:

@@ -58,7 +58,7 @@ def test_config_refuses_what_does_not_fit():
         Config(model="snn-lenet", encoding="rows").resolved()
     with pytest.raises(ValueError, match="neuron must be one of lif, cuba"):
         Config(model="snn-mlp", neuron="alif").resolved()
-    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"alpha must lie in \[0, 1\]"):
         Config(model="snn-mlp", alpha=1.5).resolved()
 
 

@@ -103,7 +103,7 @@ def test_fig5_reports_the_spread_over_seeds(tmp_path):
 def test_sweep_sensitivity_is_an_honest_median():
     import statistics
 
-    from spikelfp.reproduce import _sensitivity
+    from spikelfp.reproduce.snn import _sensitivity
 
     accs = [0.098, 0.098, 0.098, 0.5, 0.91, 0.95]  # an even count: the median is the mean of 0.098 and 0.5
     grid = {str(i): {"method": "m", "test_accuracy": a} for i, a in enumerate(accs)}

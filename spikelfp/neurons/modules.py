@@ -39,6 +39,7 @@ __all__ = [
     "LIState",
     "RCubaLIF",
     "cuba_step",
+    "from_spec",
     "li_step",
     "lif_feed_forward",
     "lif_step",
@@ -523,6 +524,27 @@ class CubaLI(FamilyNeuron):
         super().__init__(
             NeuronSpec("CubaLI", beta, alpha, reset="none", learn_alpha=learn_alpha, learn_beta=learn_beta)
         )
+
+
+def from_spec(spec: NeuronSpec, size: int | None = None, bias: bool = True) -> FamilyNeuron:
+    """The module of a spec: :class:`LIF`, :class:`CubaLIF`, :class:`RLIF`, :class:`RCubaLIF`, :class:`LI` or
+    :class:`CubaLI` holding ``spec`` (its decays copied into buffers or parameters).
+
+    ``size`` (and ``bias``) give a recurrent neuron's layer ``nn.Linear(size, size, bias=bias)``.
+    """
+    cls = {
+        ("LIF", False): LIF,
+        ("CubaLIF", False): CubaLIF,
+        ("LIF", True): RLIF,
+        ("CubaLIF", True): RCubaLIF,
+        ("LI", False): LI,
+        ("CubaLI", False): CubaLI,
+    }.get((spec.kind, spec.recurrent))
+    if cls is None:
+        raise ValueError(f"no spikelfp module computes a recurrent {spec.kind}")
+    module = cls.__new__(cls)
+    FamilyNeuron.__init__(module, spec, size, bias)
+    return module
 
 
 def _pure(spec: NeuronSpec, i: Tensor, state: fn.State | None, alpha, beta) -> fn.State:
