@@ -172,6 +172,7 @@ class _Adapter:
         spec = neuron.spec
         if spec.recurrent:
             _lfp_recurrence(module, name, spec)
+        kernel = spec.replace(reset_delay=True)  # snnTorch's own same-step reset is applied by _post_reset
         rec_rule = recurrent_rule(run, module, name) if spec.recurrent else None
         alpha_in = _decay_input(module, "alpha") if spec.synaptic else None
         beta_in = _decay_input(module, "beta")
@@ -185,7 +186,7 @@ class _Adapter:
                 j = torch.zeros_like(i)
             if v is None:
                 s = None
-            site = neuron_site(rule, run, name, spec, rec_rule)
+            site = neuron_site(rule, run, name, kernel, rec_rule)
             a = None if alpha_in is None else alpha_in.to(device=i.device)
             return StepLFP.apply(i, weight, bias, a, beta_in.to(device=i.device), j, v, s, site)
 
@@ -271,8 +272,9 @@ class _Lapicque(_Adapter):
     """``Lapicque`` as ``sl.LIF(β = 1 − Δt/(RC))`` on the input ``I·R·(1/(RC))·Δt`` (snnTorch's order)."""
 
     def lfp(self, neuron: Neuron, module: nn.Module, rule: Any, name: str, run) -> dict[str, Callable]:
-        spec = neuron.spec.replace(gain=1.0)  # the gain is applied below in snnTorch's order of operations
-        post = _post_reset(spec)
+        # the gain is applied below in snnTorch's order of operations; its same-step reset by _post_reset
+        spec = neuron.spec.replace(gain=1.0, reset_delay=True)
+        post = _post_reset(neuron.spec)
         r_, c_, dt = module.R, module.C, module.time_step
         beta_in = torch.as_tensor(1 - (dt / (r_ * c_)))
 

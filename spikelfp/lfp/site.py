@@ -149,7 +149,7 @@ class Run:
         """Add a layer's spikes to the firing-rate statistics (kept as tensors: no sync)."""
         if self._rates_seen:  # a user's step loop: each backward looks at the steps since the last one
             self._rates, self._rates_seen = {}, False
-        total = compact.sum(dtype=torch.float32)
+        total = compact.sum(dtype=torch.float32)  # spikes, or spike counts of a multi-spike neuron
         stats = self._rates.setdefault(name, [total.new_zeros(()), 0])
         stats[0] = stats[0] + total
         stats[1] += compact.numel()

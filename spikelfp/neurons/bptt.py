@@ -30,13 +30,14 @@ class Surrogate(Protocol):
 
 
 class SpikeFunction(torch.autograd.Function):
-    """``S = H(U − θ)`` with derivative zero (the Heaviside's) or a surrogate's. Not an LFP rule."""
+    """``S = H(U − θ)`` (or the spec's spike rule: ``≥``, spike counts) with derivative zero (the Heaviside's)
+    or a surrogate's at ``U − θ``. Not an LFP rule."""
 
     @staticmethod
-    def forward(ctx, u: Tensor, threshold: float, surrogate: Surrogate | None) -> Tensor:
-        ctx.threshold, ctx.surrogate = threshold, surrogate
+    def forward(ctx, u: Tensor, spec: NeuronSpec, surrogate: Surrogate | None) -> Tensor:
+        ctx.threshold, ctx.surrogate = spec.threshold, surrogate
         ctx.save_for_backward(u)
-        return (u > threshold).to(u.dtype)
+        return fn.fire(u, spec)
 
     @staticmethod
     def backward(ctx, g: Tensor):
@@ -63,10 +64,9 @@ def autograd_step(
     r = None
     if recurrent is not None:
         r = recurrent(torch.zeros_like(x) if state is None or state.s is None else state.s)
-    threshold = spec.threshold
 
     def spike(u: Tensor) -> Tensor:
-        return SpikeFunction.apply(u, threshold, surrogate)
+        return SpikeFunction.apply(u, spec, surrogate)
 
     r_in = None if r is None else fn.gained(r, spec)
     return fn.step(fn.gained(x, spec), state, alpha, beta, spec, r_in, spike=spike)

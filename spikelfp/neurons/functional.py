@@ -28,7 +28,7 @@ from torch import Tensor
 
 from .spec import NeuronSpec
 
-__all__ = ["State", "Trace", "carried", "recurrent_current", "step", "trace"]
+__all__ = ["State", "Trace", "carried", "fire", "post_reset", "recurrent_current", "step", "trace"]
 
 
 class State(NamedTuple):
@@ -53,6 +53,34 @@ class Trace(NamedTuple):
 def heaviside(u: Tensor, threshold: float) -> Tensor:
     """Spikes ``[U > θ]`` as floats of ``U``'s dtype."""
     return (u > threshold).to(u.dtype)
+
+
+def fire(u: Tensor, spec: NeuronSpec) -> Tensor:
+    """The spikes of a membrane by the spec's rule, as floats of ``U``'s dtype.
+
+    ``"single"``: ``[U > θ]`` (or ``[U ≥ θ]`` with ``fire=">="``); ``"multi"``: the count
+    ``[U > 0]·trunc(U/θ)`` (sinabs's ``MultiSpike``: as many spikes as whole thresholds), capped at
+    ``max_spikes``.
+    """
+    theta = spec.threshold
+    if spec.spikes == "single":
+        return ((u > theta) if spec.fire == ">" else (u >= theta)).to(u.dtype)
+    n = torch.div(u, theta, rounding_mode="trunc").mul_(u > 0)
+    return n if spec.max_spikes is None else n.clamp_(max=float(spec.max_spikes))
+
+
+def post_reset(v: Tensor, s: Tensor | None, spec: NeuronSpec) -> Tensor:
+    """The membrane that decays into the next step: ``U[t−1]`` itself (delayed subtractive reset or none),
+    ``(1 − [S > 0])U`` (zero reset), or with ``reset_delay=False`` ``max(U − θS, v_min)``."""
+    if s is not None:
+        if spec.reset == "zero":
+            fired = s if spec.spikes == "single" else s.clamp(max=1.0)
+            v = (1.0 - fired) * v
+        elif spec.reset == "subtract" and not spec.reset_delay:
+            v = v - spec.threshold * s
+    if not spec.reset_delay and spec.v_min is not None:
+        v = v.clamp(min=spec.v_min)
+    return v
 
 
 def step(
@@ -109,9 +137,7 @@ def step(
             u.add_(r)
     else:
         reset = None if s_prev is None else s_prev.detach()
-        v = v_prev
-        if reset is not None and spec.reset == "zero":
-            v = (1.0 - reset) * v_prev
+        v = post_reset(v_prev, reset, spec)
         if isinstance(beta, float):  # the scalar fast path: one fused kernel
             u = torch.add(drive, v, alpha=beta, out=out_u) if out_u is not None else torch.add(drive, v, alpha=beta)
         else:
@@ -119,12 +145,16 @@ def step(
             u.add_(drive)
         if r is not None and not spec.synaptic:
             u.add_(r)
-        if reset is not None and spec.reset == "subtract":
+        if reset is not None and spec.reset == "subtract" and spec.reset_delay:
             u.sub_(reset, alpha=spec.threshold)  # θ·S is exact (S is 0 or 1)
     s = None
     if spec.spiking:
         if spike is not None:
             s = spike(u)
+        elif not spec.standard:
+            s = fire(u, spec)
+            if out_s is not None:
+                out_s.copy_(s)
         elif out_s is not None:
             s = torch.gt(u, spec.threshold, out=out_s).to(u.dtype)
         else:
@@ -165,7 +195,8 @@ def trace(
     steps = i.shape[0]
     u_all = (torch.empty_like(i) if u_out is None else u_out) if keep else None
     j_all = (torch.empty_like(i) if j_out is None else j_out) if spec.synaptic else None
-    s_all = torch.empty(i.shape, dtype=torch.bool, device=i.device) if spec.spiking else None
+    counts = spec.spikes == "multi"  # spike counts do not fit a bool buffer
+    s_all = torch.empty(i.shape, dtype=i.dtype if counts else torch.bool, device=i.device) if spec.spiking else None
     r_all = torch.empty_like(i) if rec is not None else None
     for t in range(steps):
         r = None
@@ -186,12 +217,10 @@ def carried(
 ) -> tuple[Tensor | None, Tensor | None]:
     """``(k_J, k_U)``: the decayed previous states that enter ``J[t]`` and ``U[t]`` (None at rest).
 
-    ``k_U = β·U[t−1]`` (zero reset: ``β(1 − S[t−1])U[t−1]``), ``k_J = α·J[t−1]``.
+    ``k_U = β·U[t−1]`` (zero reset: ``β(1 − S[t−1])U[t−1]``; a reset within the step:
+    ``β·max(U[t−1] − θS[t−1], v_min)``, :func:`post_reset`), ``k_J = α·J[t−1]``.
     """
     if prev is None:
         return None, None
     k_j = alpha * prev.j if spec.synaptic else None
-    v = prev.v
-    if prev.s is not None and spec.reset == "zero":
-        v = (1.0 - prev.s) * v
-    return k_j, beta * v
+    return k_j, beta * post_reset(prev.v, prev.s, spec)

@@ -176,7 +176,8 @@ class MultiStepLFP(RuleFunction):
         if not spec.spiking:
             return tr.u
         out = tr.s.to(i.dtype)
-        site.run.register_spikes(out, tr.s)
+        if tr.s.dtype == torch.bool:  # 0/1 spikes: the next layer may save them as bool
+            site.run.register_spikes(out, tr.s)
         site.run.record_rate(site.name, tr.s)
         return out
 
@@ -236,7 +237,7 @@ def _family_backward(ctx, site: Site, x, weight, bias, alpha, beta, j0, v0, s0, 
         if buf is not None:
             buf[0].zero_() if first is None else buf[0].copy_(first)
     prev_s = None
-    if tr.s is not None and (recurrent or spec.reset == "zero"):
+    if tr.s is not None and (recurrent or spec.reset == "zero" or not spec.reset_delay):
         prev_s = torch.empty_like(u_buf[:-1])
         prev_s[0].zero_() if s0 is None else prev_s[0].copy_(s0)
         prev_s[1:].copy_(tr.s[:-1])
@@ -315,7 +316,7 @@ class StepLFP(RuleFunction):
         j_out = new.j if spec.synaptic else i.new_empty(0)
         if not spec.spiking:
             return new.v, j_out, new.v.clone()
-        site.run.record_rate(site.name, new.s.bool())
+        site.run.record_rate(site.name, new.s if spec.spikes == "multi" else new.s.bool())
         return new.s, j_out, new.v
 
     @staticmethod

@@ -192,7 +192,7 @@ class FamilyNeuron(nn.Module):
     def fast(self) -> bool:
         """A LIF with one fixed decay and no recurrence: the kernel's scalar fast path."""
         s = self._spec
-        return s.kind == "LIF" and not s.recurrent and isinstance(s.beta, float) and not s.learn_beta
+        return s.kind == "LIF" and not s.recurrent and isinstance(s.beta, float) and not s.learn_beta and s.standard
 
     def decay_inputs(self, like: Tensor) -> tuple[Tensor | None, Tensor | None]:
         """The decays as the LFP Functions take them: a learnable one as it is (it receives ``−Δ``), a fixed

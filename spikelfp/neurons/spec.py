@@ -49,9 +49,17 @@ class NeuronSpec:
     - ``"subtract"``: ``−θS[t−1]`` as above (snnTorch's delayed reset);
     - ``"zero"``: the carried membrane is ``β(1 − S[t−1])U[t−1]`` instead of ``βU[t−1] − θS[t−1]``;
     - ``"none"``: no reset term;
-    - ``reset_delay=False``: snnTorch's same-step reset (``Leaky``/``Synaptic``), whose state after a step is
-      the post-reset membrane; the adapter of :mod:`spikelfp.interop.snntorch` runs it on the dynamics above
-      (with a zero reset its spikes are the family's zero reset's). spikelfp's own modules reset with a delay.
+    - ``reset_delay=False``: the reset happens within the step, and the post-reset membrane decays:
+      ``U[t] = β·max(U[t−1] − θS[t−1], v_min) + C[t]`` (zero reset: ``β(1 − [S[t−1] > 0])U[t−1]``, the
+      same as the delayed zero reset). This is how neuromorphic chips and their toolchains integrate (sinabs,
+      rockpool, Xylo: ``V ← V − θn``, then decay). For ``β = 1`` and no floor it equals the delayed reset.
+      (snnTorch's own ``reset_delay=False`` differs in how it avoids a double reset; its adapter in
+      :mod:`spikelfp.interop.snntorch` runs it.)
+
+    The spike rule: ``spikes="single"`` emits ``S[t] = [U[t] > θ]`` (``fire=">"``, snnTorch's and the
+    paper's) or ``[U[t] ≥ θ]`` (``fire=">="``); ``spikes="multi"`` emits the count ``n[t] = ⌊U[t]/θ⌋`` where
+    ``U[t] ≥ θ`` (sinabs's ``MultiSpike``, rockpool's ``LIFTorch``), capped at ``max_spikes``, and the
+    subtractive reset removes ``θ·n[t]``. ``v_min`` floors the post-reset membrane (sinabs's ``min_v_mem``).
 
     ``LI`` and ``CubaLI`` (leaky integrators, the readouts) have no spikes and no reset: their output is
     ``U[t]``. ``β = 1`` makes a LIF an IF neuron, an LI an integrator ``I``.
@@ -74,7 +82,16 @@ class NeuronSpec:
     reset
         ``"subtract"``, ``"zero"`` or ``"none"`` (always ``"none"`` for LI and CubaLI).
     reset_delay
-        ``True`` (the reset uses the previous step's spike) or ``False`` (snnTorch's same-step reset).
+        ``True`` (the reset term uses the previous step's spike, undecayed) or ``False`` (the reset happens
+        within the step and the post-reset membrane decays).
+    spikes
+        ``"single"`` (one spike per step at most) or ``"multi"`` (the number of whole thresholds reached).
+    fire
+        ``">"`` (strict) or ``">="``: the comparison of a single spike (``"multi"`` counts from ``U ≥ θ``).
+    max_spikes
+        The largest count of a ``"multi"`` neuron per step (None: no cap).
+    v_min
+        A floor of the post-reset membrane (None: none); needs ``reset_delay=False``.
     gain
         Input gain ``g > 0`` on the input and the recurrent current (1 for spikelfp's neurons; norse's cells
         integrate ``dt·τ_mem⁻¹`` times their current).
@@ -96,6 +113,10 @@ class NeuronSpec:
     threshold: float = 1.0
     reset: Reset = "subtract"
     reset_delay: bool = True
+    spikes: Literal["single", "multi"] = "single"
+    fire: Literal[">", ">="] = ">"
+    max_spikes: int | None = None
+    v_min: float | None = None
     gain: float = 1.0
     recurrent: bool = False
     learn_alpha: bool = False
@@ -118,6 +139,32 @@ class NeuronSpec:
             raise ValueError(f"reset must be 'subtract', 'zero' or 'none', got {self.reset!r}")
         if not self.spiking and self.reset != "none":
             raise ValueError(f"a {self.kind} readout does not spike, so it has no reset: reset must be 'none'")
+        if self.spikes not in ("single", "multi"):
+            raise ValueError(f"spikes must be 'single' or 'multi', got {self.spikes!r}")
+        if self.fire not in (">", ">="):
+            raise ValueError(f"fire must be '>' or '>=', got {self.fire!r}")
+        if self.spikes == "multi" and not self.threshold > 0:
+            raise ValueError(
+                f"a multi-spike neuron counts whole thresholds: threshold must be > 0, got {self.threshold}"
+            )
+        if self.max_spikes is not None and (
+            isinstance(self.max_spikes, bool) or not isinstance(self.max_spikes, int) or self.max_spikes < 1
+        ):
+            raise ValueError(f"max_spikes must be a positive int or None, got {self.max_spikes!r}")
+        if self.v_min is not None:
+            if (
+                isinstance(self.v_min, bool)
+                or not isinstance(self.v_min, (int, float))
+                or not math.isfinite(self.v_min)
+            ):
+                raise ValueError(f"v_min must be a finite number or None, got {self.v_min!r}")
+            object.__setattr__(self, "v_min", float(self.v_min))
+            if self.reset_delay:
+                raise ValueError("v_min floors the post-reset membrane, which needs reset_delay=False")
+        if not self.spiking and (
+            self.spikes != "single" or self.fire != ">" or self.max_spikes or self.v_min is not None
+        ):
+            raise ValueError(f"a {self.kind} readout does not spike: spikes, fire, max_spikes and v_min do not apply")
         for name in ("reset_delay", "recurrent", "learn_alpha", "learn_beta"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -138,6 +185,11 @@ class NeuronSpec:
     def synaptic(self) -> bool:
         """It has a synaptic-current state ``J`` (CubaLIF, CubaLI)."""
         return self.kind in ("CubaLIF", "CubaLI")
+
+    @property
+    def standard(self) -> bool:
+        """The paper's spike rule: one spike on ``U > θ``, the reset with a delay, no floor."""
+        return self.spikes == "single" and self.fire == ">" and self.reset_delay and self.v_min is None
 
     @property
     def scalar(self) -> bool:
