@@ -109,16 +109,19 @@ _MOVES = frozenset(
 )
 
 
+_CONTAINERS = (tuple, list)
+
+
 def _leaves(value: Any):
     """The tensors in an operation's arguments (nested tuples, lists and dicts)."""
     if isinstance(value, Tensor):
         yield value
-    elif isinstance(value, (tuple, list)):
+    elif isinstance(value, _CONTAINERS):
         for item in value:
-            yield from _leaves(item)
+            if isinstance(item, (Tensor, tuple, list)):
+                yield from _leaves(item)
     elif isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item)
+        yield from _leaves(tuple(value.values()))
 
 
 def _meta(value: Any) -> Any:
@@ -129,7 +132,9 @@ def _meta(value: Any) -> Any:
         return torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta")
     if isinstance(value, torch.device):
         return torch.device("meta")
-    if isinstance(value, (tuple, list)):
+    if isinstance(value, _CONTAINERS):
+        if not any(isinstance(item, (Tensor, tuple, list)) for item in value):
+            return value  # sizes, strides, dims
         return type(value)(_meta(item) for item in value)
     if isinstance(value, dict):
         return {key: _meta(item) for key, item in value.items()}

@@ -19,9 +19,12 @@ It also unpacks what every rule node saved, so that a tensor changed in place af
 Cost: one Python loop over the nodes (a dict look-up per node type, an unpack per rule node),
 independent of the batch size; an in-place write on a view (``CopySlices``) costs one trace of its
 backward on the meta device (:mod:`spikelfp.lfp.inplace`).
-Measured with ``benchmarks/bench_strict.py`` (1 thread, B = 128, T = 25): 5 µs for the multi-step spiking
-MLP 784-1000-1000-10 (13 nodes; LFP step 333 ms) and 81 µs for the same layers as a 25-step snnTorch
-``Leaky`` loop (157 nodes; LFP step 486 ms), i.e. at most 0.02% of a step, so nothing is cached.
+Measured with ``benchmarks/bench_strict.py`` (1 thread, B = 128, T = 25, on a shared machine where the
+steps took 2.2× as long as when first measured): 7 µs for the multi-step spiking MLP 784-1000-1000-10
+(13 nodes; LFP step 741 ms; 4 µs before the unpack and the in-place tracing) and 139 µs for the same layers
+as a 25-step snnTorch ``Leaky`` loop (157 nodes; LFP step 1284 ms; 79 µs before), i.e. 0.01% of a step; the
+same loop writing each step's output into a buffer (``out[t] = spk``, 25 ``CopySlices``) 12 ms, 0.9% of its
+step (0.5 ms per traced write). Nothing is cached: a node's type does not say what a ``CopySlices`` wraps.
 """
 
 from __future__ import annotations
