@@ -1,10 +1,11 @@
 """Cost of the strictness walk (LFP-SPEC §9) against the LFP-ε training step it guards.
 
-Two models: the spiking MLP 784-1000-1000-10 run multi-step (T = 25, B = 128, constant encoding), and the
+Three models: the spiking MLP 784-1000-1000-10 run multi-step (T = 25, B = 128, constant encoding), the
 same layers as a snnTorch ``Leaky`` step loop over 25 steps (the graph with the most nodes a user builds:
-one node per layer and step). For each, the median time of one :func:`spikelfp.strict.inspect` walk of
-the output's graph and the median time of a full LFP step (forward, feedback, backward with the walk,
-Adam step) are printed with their ratio.
+one node per layer and step), and that loop writing each step's output into a preallocated buffer
+(``out[t] = spk``: 25 in-place writes into views, ``CopySlices`` nodes, each traced once by the walk).
+For each, the median time of one :func:`spikelfp.strict.inspect` walk of the output's graph and the median
+time of a full LFP step (forward, feedback, backward with the walk, Adam step) are printed with their ratio.
 
     python benchmarks/bench_strict.py [--threads 1] [--repeats 7] [--batch 128]
 """
@@ -38,7 +39,7 @@ def spiking_mlp(T: int, B: int):
     return net, lambda lfp: lfp(x)
 
 
-def snntorch_loop(T: int, B: int):
+def snntorch_loop(T: int, B: int, buffer: bool = False):
     import snntorch as snn
 
     torch.manual_seed(0)
@@ -50,13 +51,16 @@ def snntorch_loop(T: int, B: int):
     def forward(lfp):
         with lfp:
             mems = [m.init_leaky() for m in layers[1::2]]
-            outs = []
-            for _ in range(T):
+            outs = torch.zeros(T, B, 10) if buffer else []
+            for t in range(T):
                 h = x
                 for k in range(3):
                     h, mems[k] = layers[2 * k + 1](layers[2 * k](h), mems[k])
-                outs.append(h)
-            return torch.stack(outs)
+                if buffer:
+                    outs[t] = h
+                else:
+                    outs.append(h)
+            return outs if buffer else torch.stack(outs)
 
     return net, forward
 
@@ -71,7 +75,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     y = torch.randint(0, 10, (args.batch,))
     feedback = sl.feedback.SpikeSequence()
-    for name, build in [("spiking MLP, multi-step", spiking_mlp), ("snnTorch Leaky step loop", snntorch_loop)]:
+    models = [
+        ("spiking MLP, multi-step", spiking_mlp),
+        ("snnTorch Leaky step loop", snntorch_loop),
+        ("snnTorch Leaky step loop into a buffer", lambda T, B: snntorch_loop(T, B, buffer=True)),
+    ]
+    for name, build in models:
         net, forward = build(args.steps, args.batch)
         lfp = sl.LFP(net, "epsilon")
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)

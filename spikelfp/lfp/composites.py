@@ -19,6 +19,15 @@ snnTorch ``Leaky``, ``Synaptic``, ``RLeaky``, ``RSynaptic``  :class:`~spikelfp.r
 ``IAFCell``, ``LIBoxCell``
 ==========================================================  ==============================
 
+A type entry serves the instances of the type that compute as it: a subclass that overrides ``forward``
+(or another method that defines the computation, see :func:`spikelfp.lfp.ops.computes_as`) is another
+layer, and an entry for its base type does not give it the base type's rule when that rule would run in
+place of the subclass's own forward (:meth:`~spikelfp.rules.Rule.serves`): the engine then refuses it by
+name (:class:`~spikelfp.strict.StrictError`). An entry that names the subclass itself (``LayerMap([(MyLinear,
+Epsilon())])``) or a :class:`NameMap` entry is the user's explicit choice, and the rule then runs in place
+of the subclass's forward. spikelfp's binary layers (:class:`~spikelfp.rules.QuantizedLayer`) are served by
+the rules for Linear and Conv layers as they declare.
+
 Named presets (:func:`get`), as in the paper (A.6.2):
 
 - ``epsilon``, ``zero``, ``zplus-zminus``, ``alpha2-beta1``: one rule on every Linear/Conv layer;
@@ -36,6 +45,7 @@ from ..interop import recognize
 from ..neurons import FamilyNeuron
 from ..nn import Add, Heaviside
 from . import rules
+from .ops import computes_as
 from .rules import Rule
 
 __all__ = ["DEFAULTS", "PRESETS", "Composite", "LayerMap", "Mixed", "NameMap", "get", "resolve"]
@@ -52,6 +62,26 @@ class Composite:
         """A fresh rule for ``module`` (reached as ``name``), or None if this composite has none."""
         raise NotImplementedError
 
+    def declined(self, name: str, module: nn.Module) -> type | None:
+        """A layer type this composite maps that ``module`` is an instance of but whose rule does not serve it.
+
+        The engine asks when no composite has a rule for ``module``, to refuse it by name: e.g. ``nn.Linear``
+        for a subclass of ``nn.Linear`` that overrides ``forward`` (see :meth:`spikelfp.rules.Rule.serves`).
+
+        Parameters
+        ----------
+        name
+            The module's name in the model.
+        module
+            The module.
+
+        Returns
+        -------
+        type or None
+            The layer type, or None if there is none.
+        """
+        return None
+
 
 class LayerMap(Composite):
     """Rules by module type: ``LayerMap([((nn.Linear,), Epsilon()), (nn.Conv2d, ZPlusZMinus())])``.
@@ -59,7 +89,8 @@ class LayerMap(Composite):
     Parameters
     ----------
     layer_map
-        Pairs of (type or tuple of types, rule template). The first pair whose types match wins.
+        Pairs of (type or tuple of types, rule template). The first pair with a type that ``module`` is an
+        instance of, and whose rule serves it (:meth:`~spikelfp.rules.Rule.serves`), wins.
     """
 
     def __init__(self, layer_map: Sequence[tuple[type | tuple[type, ...], Rule]]) -> None:
@@ -74,8 +105,15 @@ class LayerMap(Composite):
 
     def rule_for(self, name, module):
         for types, template in self.layer_map:
-            if isinstance(module, types):
+            if isinstance(module, types) and any(isinstance(module, t) and template.serves(module, t) for t in types):
                 return template.copy()
+        return None
+
+    def declined(self, name, module):
+        for types, template in self.layer_map:
+            for t in types:
+                if isinstance(module, t) and not template.serves(module, t):
+                    return t
         return None
 
     def __repr__(self) -> str:
@@ -115,6 +153,9 @@ class Mixed(Composite):
             if rule is not None:
                 return rule
         return None
+
+    def declined(self, name, module):
+        return next((t for c in self.composites if (t := c.declined(name, module)) is not None), None)
 
     def __repr__(self) -> str:
         return f"Mixed({self.composites!r})"
@@ -160,13 +201,33 @@ class _Defaults(Composite):
     def __init__(self) -> None:
         self._map: LayerMap | None = None
 
-    def rule_for(self, name, module):
+    def _default_map(self) -> LayerMap:
         if self._map is None:
             self._map = _default_map()
-        rule = self._map.rule_for(name, module)
-        if rule is None and recognize(module) is not None:  # snnTorch's and norse's neurons
-            rule = rules.MembraneSplit()
+        return self._map
+
+    def rule_for(self, name, module):
+        rule = self._default_map().rule_for(name, module)
+        if rule is None:  # snnTorch's and norse's neurons
+            neuron = self._foreign_neuron(module)
+            if neuron is not None and computes_as(module, neuron):
+                rule = rules.MembraneSplit()
         return rule
+
+    def declined(self, name, module):
+        layer = self._default_map().declined(name, module)
+        if layer is None:
+            neuron = self._foreign_neuron(module)
+            layer = neuron if neuron is not None and not computes_as(module, neuron) else None
+        return layer
+
+    @staticmethod
+    def _foreign_neuron(module: nn.Module) -> type | None:
+        """The class of the snnTorch or norse neuron that ``module`` is recognised as (one of its classes)."""
+        neuron = None if isinstance(module, FamilyNeuron) else recognize(module)
+        if neuron is None:
+            return None
+        return next((c for c in type(module).__mro__ if c.__name__ == neuron.cls), type(module))
 
 
 #: the rules of parameter-free layers, used wherever a composite has none

@@ -55,7 +55,9 @@ class LFP:
     ----------
     model
         Any :class:`torch.nn.Module` whose layers have rules (see :mod:`spikelfp.composites`). A module
-        holding parameters with no rule is an error that names it.
+        holding parameters with no rule is an error that names it, and so is a subclass of a layer type
+        with a rule that overrides what the type computes (:class:`StrictError`, unless the composite maps
+        it explicitly; :meth:`spikelfp.rules.Rule.serves`).
     composite
         A preset name (``"epsilon"``, ``"zplus-zminus"``, …) or a :class:`~spikelfp.composites.Composite`.
     normalize
@@ -139,6 +141,9 @@ class LFP:
         if rule is None:
             rule = DEFAULTS.rule_for(name, module)
         if rule is None:
+            layer = self.composite.declined(name, module) or DEFAULTS.declined(name, module)
+            if layer is not None:
+                raise StrictError(_declined(name, module, layer))
             if any(True for _ in module.parameters(recurse=False)):
                 raise TypeError(
                     f"module '{name}' of type {type(module).__name__} holds parameters but the composite "
@@ -303,7 +308,11 @@ class LFP:
             not produced by this engine with grad enabled (e.g. a plain ``net(x)`` or another engine's
             output), or a normalised spiking model ran a layer more than once (a step loop).
         StrictError
-            (a TypeError) If ``strict`` and an operation without a rule lies on the feedback's path.
+            (a TypeError) If ``strict`` and an operation without a rule lies on the feedback's path (also an
+            in-place operation on a view that is not a write: :mod:`spikelfp.lfp.inplace`).
+        RuntimeError
+            If a tensor a rule saved in the forward pass was changed in place afterwards (autograd would
+            raise it half-way through the backward).
         NonFiniteError
             (a ValueError) If the output or feedback holds NaN or Inf, or a feedback or update becomes
             non-finite on the way; nothing non-finite is ever written to ``.grad``.
@@ -361,6 +370,17 @@ class LFP:
                     ),
                     stacklevel=3,
                 )
+        if report.unusable is not None:
+            layer, reason = report.unusable
+            hint = ""
+            if "inplace" in reason:
+                hint = (
+                    " A rule keeps the tensors it saved in the forward pass (its input and output): write into a "
+                    "copy (`h = h.clone()`) rather than into a layer's output in place."
+                )
+            raise RuntimeError(
+                f"layer '{layer}' cannot run its LFP backward: {reason.rstrip('.')}.{hint} Nothing was written to .grad"
+            )
 
     def _warn_silent_layers(self) -> None:
         silent = [n for n in self.run.silent_layers() if n not in self._silence_warned]
@@ -412,6 +432,22 @@ def _clean_reduce(module: nn.Module, saved: dict[str, Any], inplace: bool | None
         return (rv[0], rv[1], state, *rv[3:])
 
     return __reduce_ex__
+
+
+def _declined(name: str, module: nn.Module, layer: type) -> str:
+    """Why a subclass of a layer type with a rule gets no rule, and what to do."""
+    cls = type(module)
+    overrides_forward = getattr(cls, "forward", None) is not getattr(layer, "forward", None)
+    what = "forward" if overrides_forward else "a method that defines what it computes"
+    return (
+        f"module '{name}' ({cls.__module__}.{cls.__qualname__}) subclasses {layer.__module__}.{layer.__qualname__} "
+        f"but overrides {what}, so the rule for {layer.__name__} does not serve it: "
+        "under LFP the rule would replace or hide its own computation (the model would compute something else, "
+        "and parameters it adds would not train). Split it into layers that have rules (e.g. an nn.Linear "
+        "followed by modules with rules), or, if the rule is meant to serve it, map it explicitly: "
+        f"spikelfp.composites.LayerMap([({cls.__name__}, rule), ...]) or a NameMap([('{name}', rule)]) in a "
+        "spikelfp.composites.Mixed"
+    )
 
 
 def _check_input_finite(x: Tensor) -> None:

@@ -10,18 +10,20 @@ layer: ``f`` itself (for the z⁺/z⁻ splits), and the two vector-Jacobian prod
 gradient backward computes, so every rule costs what backprop costs, plus element-wise work.
 
 :class:`Dense` serves :class:`torch.nn.Linear` and :class:`Conv` serves ``Conv1d/2d/3d``. A new
-linear-like layer type is one more subclass and one line in :func:`op_for`.
+linear-like layer type is one more subclass and one line in :func:`op_for`. :func:`computes_as` says whether
+a module computes exactly what its layer type computes (a subclass that overrides ``forward`` does not).
 """
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Conv", "Dense", "LinearOp", "op_for"]
+__all__ = ["Conv", "Dense", "LinearOp", "computes_as", "op_for"]
 
 
 class LinearOp:
@@ -135,3 +137,76 @@ def op_for(module: nn.Module) -> tuple[LinearOp, tuple[int, ...] | None, str] | 
         op = Conv(tuple(module.stride), padding, tuple(module.dilation), module.groups)
         return op, (tuple(pre_pad) if pre_pad is not None else None), mode
     return None
+
+
+#: methods a subclass may override without changing what the layer computes: how it is built, initialised,
+#: printed and saved (plus every dunder but ``__call__``)
+_HARMLESS = frozenset(
+    {"extra_repr", "reset_parameters", "_reset_parameters", "_load_from_state_dict", "_save_to_state_dict"}
+)
+
+
+def _computation(layer: type) -> set[str]:
+    """The methods that define what instances of ``layer`` compute: those its classes below ``nn.Module`` define."""
+    names = {"__call__"}
+    for cls in layer.__mro__:
+        if cls is nn.Module or cls is object:
+            break
+        names.update(
+            name
+            for name, value in vars(cls).items()
+            if isinstance(value, (types.FunctionType, staticmethod, classmethod))
+            and not (name.startswith("__") and name.endswith("__"))
+            and name not in _HARMLESS
+            and not name.startswith(("init_", "reset_"))
+        )
+    return names
+
+
+def computes_as(module: nn.Module, layer: type | tuple[type, ...]) -> bool:
+    """Whether ``module`` computes exactly what ``layer`` computes, so that what serves ``layer`` serves it.
+
+    True when ``module`` is an instance of ``layer`` (of the first type of a tuple it is an instance of) and
+    no class between ``type(module)`` and ``layer`` overrides a method that defines the computation:
+    ``forward``, ``__call__`` and every other method the layer's own classes (those below ``nn.Module``)
+    define, such as ``_conv_forward`` or a neuron's ``step``. A subclass may override how it is built,
+    initialised, printed or saved (``__init__``, ``reset_parameters``, ``extra_repr``, ``init_*``/``reset_*``,
+    state-dict hooks). A ``forward`` assigned to the instance itself is not looked at.
+
+    ``computes_as(BinaryLinear(...), nn.Linear)`` is False: it computes with ``w_q``, not ``.weight``
+    (the rules serve it through :class:`~spikelfp.lfp.rules.QuantizedLayer`).
+
+    Parameters
+    ----------
+    module
+        The module.
+    layer
+        A layer type, or a tuple of them.
+
+    Returns
+    -------
+    bool
+        True if ``module`` computes as ``layer``.
+
+    Examples
+    --------
+    >>> class Scaled(nn.Linear):
+    ...     def forward(self, x):
+    ...         return 2 * super().forward(x)
+    >>> computes_as(nn.Linear(2, 2), nn.Linear), computes_as(Scaled(2, 2), nn.Linear)
+    (True, False)
+    """
+    types = layer if isinstance(layer, tuple) else (layer,)
+    base = next((t for t in types if isinstance(module, t)), None)
+    if base is None:
+        return False
+    cls = type(module)
+    if cls is base:
+        return True
+    names = _computation(base)
+    for sub in cls.__mro__:
+        if sub is base:
+            return True
+        if any(name in vars(sub) for name in names):
+            return False
+    return True

@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ops import Dense, LinearOp, op_for
+from .ops import Dense, LinearOp, computes_as, op_for
 from .site import NeuronLFP, RuleFunction, Run, Site
+from .strict import StrictError
 
 _DENSE_OP = Dense()
 
@@ -164,6 +165,32 @@ class Rule:
         """
         raise TypeError(f"{type(self).__name__} is not a rule for linear-like layers")
 
+    def serves(self, module: nn.Module, layer: type) -> bool:
+        """Whether this rule computes what ``module`` computes, when a composite maps ``layer`` to it.
+
+        A :class:`~spikelfp.composites.LayerMap` gives the rule of a ``layer`` entry to an instance of
+        ``layer`` only if the rule serves it (else the engine refuses the module by name). A rule that runs in
+        place of the module's forward (the rules for Linear and Conv layers) or runs it without autograd
+        (:class:`PassThrough`, :class:`EpsilonSum`, :class:`MembraneSplit`) serves a module that computes as
+        ``layer`` (:func:`~spikelfp.lfp.ops.computes_as`: no subclass overrides ``forward``); the rules for
+        linear-like layers also serve a :class:`QuantizedLayer`, which declares that it computes
+        ``f(x, w_q) + b``. :class:`Reshape` and :class:`WinnerTakesAll` leave the module's forward to
+        autograd, where the strictness walk judges whatever it computes, so they serve every instance.
+
+        Parameters
+        ----------
+        module
+            The module.
+        layer
+            The layer type of the composite's entry (``module`` is an instance of it).
+
+        Returns
+        -------
+        bool
+            True if the rule serves the module.
+        """
+        return computes_as(module, layer) or isinstance(module, QuantizedLayer)
+
     def patch(
         self, module: nn.Module, name: str, run: Run, neuron: NeuronLFP | None = None
     ) -> dict[str, Callable[..., Any]]:
@@ -171,6 +198,13 @@ class Rule:
 
         ``neuron`` is what the recogniser of :mod:`spikelfp.interop` found ``module`` to be (None for a module
         that is no neuron); only the temporal rule (:class:`MembraneSplit`) uses it.
+
+        Raises
+        ------
+        TypeError
+            If the module is not linear-like.
+        StrictError
+            If the module holds a trainable parameter besides ``weight`` and ``bias`` (it would never train).
         """
         found = op_for(module)
         if found is None:
@@ -178,6 +212,7 @@ class Rule:
                 f"rule {self!r} cannot handle module '{name}' of type {type(module).__name__}; "
                 "it serves Linear and Conv1d/2d/3d layers"
             )
+        _refuse_untrained(module, name, self, trained=("weight", "bias"))
         op, pre_pad, pad_mode = found
         rule = self
         if isinstance(module, QuantizedLayer):  # computes with other weights than it stores (sl.nn.BinaryLinear)
@@ -199,6 +234,17 @@ class Rule:
             return _LinearRuleFunction.apply(x, weight, bias, site)
 
         return {"forward": forward}
+
+
+def _refuse_untrained(module: nn.Module, name: str, rule: Rule, trained: tuple[str, ...] = ()) -> None:
+    """Refuse a module holding a trainable parameter that ``rule`` does not train (LFP never falls back)."""
+    left = [p for p, t in module.named_parameters(recurse=False) if t.requires_grad and p not in trained]
+    if left:
+        raise StrictError(
+            f"module '{name}' ({type(module).__name__}) holds the trainable parameter(s) {', '.join(left)}, which "
+            f"its rule {rule!r} does not train (they would never change under LFP); freeze them "
+            "(requires_grad_(False)), map the module to a rule that trains them, or split it into supported layers"
+        )
 
 
 @runtime_checkable
@@ -471,7 +517,11 @@ class PassThrough(Rule):
     units' feedback is zero wherever the next layer follows a rule, because their output is zero.
     """
 
+    def serves(self, module, layer):  # the rule runs the module's forward without autograd
+        return computes_as(module, layer)
+
     def patch(self, module, name, run, neuron=None):
+        _refuse_untrained(module, name, self)
         original = module.forward
 
         def forward(x: Tensor) -> Tensor:
@@ -504,7 +554,11 @@ class EpsilonSum(Rule):
     def __init__(self, epsilon: float = 1e-6) -> None:
         self.epsilon = float(epsilon)
 
+    def serves(self, module, layer):  # the rule differentiates the module's forward as a fixed linear sum
+        return computes_as(module, layer)
+
     def patch(self, module, name, run, neuron=None):
+        _refuse_untrained(module, name, self)
         original = module.forward
         eps = self.epsilon
 
@@ -544,12 +598,18 @@ class WinnerTakesAll(Rule):
     engine leaves such modules as they are.
     """
 
+    def serves(self, module, layer):  # the module's own forward runs under autograd: the walk judges it
+        return True
+
     def patch(self, module, name, run, neuron=None):
         return {}
 
 
 class Reshape(Rule):
     """Flatten, Unflatten, Identity: the feedback only changes shape (autograd's own backward)."""
+
+    def serves(self, module, layer):  # the module's own forward runs under autograd: the walk judges it
+        return True
 
     def patch(self, module, name, run, neuron=None):
         return {}
@@ -591,6 +651,9 @@ class MembraneSplit(Rule):
             raise ValueError(f"epsilon must be >= 0, got {epsilon}")
         self.epsilon = float(epsilon)
         self.carry = carry
+
+    def serves(self, module, layer):  # the rule installs the neuron family's methods in place of the module's
+        return computes_as(module, layer)
 
     def patch(self, module, name, run, neuron=None):
         if neuron is None:

@@ -13,17 +13,27 @@ or to another tensor that requires grad (e.g. a learnable encoder outside the mo
 built by an operation). All of them are held to the same rule: autograd would write a gradient into any
 of those tensors, so a non-rule node on the way to any of them is reported.
 
-Cost: one Python loop over the nodes (a dict look-up per node type), independent of the batch size.
-Measured with ``benchmarks/bench_strict.py`` (1 thread, B = 128, T = 25): 5 µs for the multi-step spiking
-MLP 784-1000-1000-10 (13 nodes; LFP step 333 ms) and 81 µs for the same layers as a 25-step snnTorch
-``Leaky`` loop (157 nodes; LFP step 486 ms), i.e. at most 0.02% of a step, so nothing is cached.
+It also unpacks what every rule node saved, so that a tensor changed in place after a rule saved it
+(which autograd would report half-way through the backward) is reported before anything is written.
+
+Cost: one Python loop over the nodes (a dict look-up per node type, an unpack per rule node),
+independent of the batch size; an in-place write on a view (``CopySlices``) costs one trace of its
+backward on the meta device (:mod:`spikelfp.lfp.inplace`).
+Measured with ``benchmarks/bench_strict.py`` (1 thread, B = 128, T = 25, on a shared machine where the
+steps took 2.2× as long as when first measured): 7 µs for the multi-step spiking MLP 784-1000-1000-10
+(13 nodes; LFP step 741 ms; 4 µs before the unpack and the in-place tracing) and 139 µs for the same layers
+as a 25-step snnTorch ``Leaky`` loop (157 nodes; LFP step 1284 ms; 79 µs before), i.e. 0.01% of a step; the
+same loop writing each step's output into a buffer (``out[t] = spk``, 25 ``CopySlices``) 12 ms, 0.9% of its
+step (0.5 ms per traced write). Nothing is cached: a node's type does not say what a ``CopySlices`` wraps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .inplace import copy_slices_operation, index_put_operation
 from .site import RuleFunction
 
 __all__ = ["ROUTING", "GraphReport", "StrictError", "inspect"]
@@ -34,10 +44,13 @@ class StrictError(TypeError):
 
 
 #: autograd nodes that only move, copy or select values (their backward routes the feedback as it is):
-#: view/reshape, permute/transpose, expand, select/slice/index, cat/stack/split/unbind, squeeze/unsqueeze,
-#: clone, dtype/device copies, the pre-padding of convolutions (constant, reflection, replication; circular
-#: padding writes slices into a new tensor: ``CopySlices``) and max-pooling (winner takes all: autograd's
-#: own backward routes to the arg-max). ``AccumulateGrad`` is a parameter or input leaf.
+#: view/reshape, permute/transpose, expand, select/slice/index, cat/stack/split/unbind, squeeze/unsqueeze
+#: (also their in-place forms ``unsqueeze_``, ``t_``, …), clone, dtype/device copies, writes into a tensor
+#: that is not a view (``h.copy_(t)``, ``fill_``, ``zero_``, ``masked_fill_``: the overwritten values get
+#: no feedback, what was written gets it), the pre-padding of convolutions (constant, reflection,
+#: replication) and max-pooling (winner takes all: autograd's own backward routes to the arg-max).
+#: ``AccumulateGrad`` is a parameter or input leaf. In-place operations on views (``CopySlices``) and
+#: ``index_put_`` are judged node by node (:data:`_PER_NODE`).
 ROUTING = frozenset(
     {
         "AccumulateGrad",
@@ -45,6 +58,7 @@ ROUTING = frozenset(
         "UnsafeViewBackward0",
         "ReshapeAliasBackward0",
         "AliasBackward0",
+        "AsStridedBackward0",
         "PermuteBackward0",
         "TransposeBackward0",
         "TBackward0",
@@ -61,10 +75,23 @@ ROUTING = frozenset(
         "SqueezeBackward0",
         "SqueezeBackward1",
         "SqueezeBackward2",
+        "SqueezeBackward3",
+        "SqueezeBackward4",
+        "SqueezeBackward5",
         "UnsqueezeBackward0",
+        "UnsqueezeBackward1",
+        "TransposeBackward1",
+        "TBackward1",
         "CloneBackward0",
         "ToCopyBackward0",
-        "CopySlices",
+        "CopyBackwards",
+        "FillBackward0",
+        "FillBackward1",
+        "FillBackward2",
+        "FillBackward3",
+        "ZeroBackward0",
+        "MaskedFillBackward0",
+        "MaskedFillBackward1",
         "ConstantPadNdBackward0",
         "ReflectionPad1DBackward0",
         "ReflectionPad2DBackward0",
@@ -79,10 +106,23 @@ ROUTING = frozenset(
     }
 )
 
-#: autograd Functions of other libraries that pass the gradient through unchanged
-_IDENTITY_FUNCTIONS = frozenset({("torch.nn.parallel.distributed", "_DDPSink")})
+#: autograd Functions of other libraries that pass the gradient through unchanged: DDP's sink, and the
+#: Function (``torch.nn.modules._functions.BackwardHookFunction``) in which
+#: ``Module.register_full_backward_hook`` wraps a module's inputs and outputs. Its backward passes the
+#: feedback on; the user's hook sees it there, and a hook that returns a changed one changes LFP's
+#: feedback from there on, as it would change a gradient.
+_IDENTITY_FUNCTIONS = frozenset(
+    {("torch.nn.parallel.distributed", "_DDPSink"), ("torch.nn.modules._functions", "BackwardHookFunction")}
+)
 
-_ROUTE, _RULE, _OTHER = 0, 1, 2
+#: nodes whose type does not say whether they route: a function of the node gives None (routing) or what
+#: the node computes (see :mod:`spikelfp.lfp.inplace`)
+_PER_NODE: dict[str, Callable[[Any], str | None]] = {
+    "CopySlices": copy_slices_operation,
+    "IndexPutBackward0": index_put_operation,
+}
+
+_ROUTE, _RULE, _OTHER, _CHECK = 0, 1, 2, 3
 _KIND: dict[type, int] = {}  # node type -> kind, filled on first sight
 
 
@@ -94,6 +134,8 @@ def _kind(cls: type) -> int:
             kind = _RULE
         elif cls.__name__ in ROUTING:
             kind = _ROUTE
+        elif cls.__name__ in _PER_NODE:
+            kind = _CHECK
         elif isinstance(forward_cls, type) and (forward_cls.__module__, forward_cls.__name__) in _IDENTITY_FUNCTIONS:
             kind = _ROUTE
         else:
@@ -119,8 +161,14 @@ class GraphReport:
         How often each named rule layer ran in this graph (``site.name -> count``).
     violation
         The first node that is neither a rule nor routing, or None.
+    detail
+        What the violation computes, where its type alone does not say (an in-place operation on a view).
     above
         Name of the nearest named rule layer between the violation and the output (later in the forward).
+    unusable
+        ``(layer, reason)`` for the first rule node whose backward cannot run: a tensor it saved in the
+        forward pass was changed in place afterwards (``h[:, 0] = 0`` on a layer's output, which the rule
+        keeps), or the graph was already used by a backward. None when every rule node can run.
     """
 
     nodes: int = 0
@@ -129,14 +177,18 @@ class GraphReport:
     foreign: bool = False
     calls: dict[str, int] = field(default_factory=dict)
     violation: Any = None
+    detail: str | None = None
     above: str | None = None
+    unusable: tuple[str, str] | None = None
 
     def describe(self) -> str:
         """``operation X (…) between layer 'a' and layer 'b'`` for the violation."""
         node = self.violation
         what = f"operation {type(node).__name__}"
         forward_cls = getattr(type(node), "_forward_cls", None)
-        if isinstance(forward_cls, type):
+        if self.detail is not None:
+            what += f" ({self.detail})"
+        elif isinstance(forward_cls, type):
             what += f" (autograd Function {forward_cls.__module__}.{forward_cls.__qualname__})"
         else:
             what += " (autograd would differentiate it)"
@@ -192,6 +244,7 @@ def inspect(root: Any, run: Any) -> GraphReport:
     """
     report = GraphReport()
     calls = report.calls
+    rule_nodes = []
     seen = {root}
     stack: list[tuple[Any, str | None]] = [(root, None)]
     kinds = _KIND
@@ -202,7 +255,7 @@ def inspect(root: Any, run: Any) -> GraphReport:
         if kind is None:
             kind = _kind(cls)
         if kind == _RULE:
-            report.rule_nodes += 1
+            rule_nodes.append(node)
             site = getattr(node, "site", None)
             if site is not None:
                 if site.run is run:
@@ -213,9 +266,20 @@ def inspect(root: Any, run: Any) -> GraphReport:
                 calls[above] = calls.get(above, 0) + 1
         elif kind == _OTHER and report.violation is None:
             report.violation, report.above = node, above
+        elif kind == _CHECK and report.violation is None:
+            detail = _PER_NODE[cls.__name__](node)
+            if detail is not None:
+                report.violation, report.detail, report.above = node, detail, above
         for nxt, _ in node.next_functions:
             if nxt is not None and nxt not in seen:
                 seen.add(nxt)
                 stack.append((nxt, above))
     report.nodes = len(seen)
+    report.rule_nodes = len(rule_nodes)
+    for node in rule_nodes:  # autograd would raise this half-way through the backward, after writing to .grad
+        try:
+            _ = node.saved_tensors  # unpacking checks each tensor's version
+        except RuntimeError as exc:
+            report.unusable = (_site_name(node) or type(node).__name__, str(exc))
+            break
     return report
