@@ -520,7 +520,7 @@ def test_family_refusals_are_named():
     ("which", "node", "field", "value", "message"),
     [
         ("CubaLIF", "1", "tau_syn", 0.0, "tau_syn must be > 0"),
-        ("CubaLIF", "1", "tau_mem", np.nan, "tau_mem is empty or not finite"),
+        ("CubaLIF", "1", "tau_mem", np.nan, "tau_mem holds NaN or Inf"),
         ("LIF(per-neuron β)", "1", "tau", -1.0, "tau must be > 0"),
         ("RLIF", "1", "recurrent weight", np.inf, "recurrent weight holds NaN or Inf"),
         ("RLIF", "1", "recurrent bias", None, r"bias has shape \(1,\), expected \(20,\)"),
