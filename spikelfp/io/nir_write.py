@@ -42,18 +42,6 @@ __all__ = ["CONVENTIONS", "SNNTORCH_DT", "to_nir"]
 
 CONVENTIONS = ("nir", "snntorch", "norse")
 SNNTORCH_DT = 1e-4  # snnTorch's import_from_nir assumes this dt
-_NORSE_BOX = ("LIFBoxCell", "LIBoxCell")  # norse's cells whose dt sets the default dt
-_NORSE_REFUSED = {
-    "LICell": "it is a current-based integrator (a synaptic current feeding a leaky membrane), which NIR's LI does "
-    "not describe",
-    "LIFRecurrentCell": "it holds its input and recurrent weights inside the cell, where no Affine node can hold them; "
-    "build the model from Linear and spikelfp's RCubaLIF instead",
-    "LILinearCell": "it holds its input weights inside a current-based integrator (see LICell)",
-    "LIF": "it runs norse's LIFCell over the whole sequence; export a SequentialState of Linear and LIFCell steps",
-    "LIFRecurrent": "it runs norse's LIFRecurrentCell over time (see LIFRecurrentCell)",
-    "LI": "it runs norse's current-based LICell over time (see LICell)",
-    "IAF": "it runs norse's IAFCell over the whole sequence; export a SequentialState of Linear and IAFCell steps",
-}
 _PLAIN = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.Flatten)
 
 
@@ -103,7 +91,8 @@ def to_nir(
         Where to write the ``.nir`` file (optional). It is written atomically
         (:func:`spikelfp.io.atomic.atomic_write`): a failed write leaves the previous file in place.
     dt
-        The time step; default ``1e-4`` (norse's box cells: their own ``dt``). ``convention="snntorch"`` needs
+        The time step; default ``1e-4`` (a model of norse's cells: the first cell's ``dt``, so that the nodes
+        hold the cells' own time constants). ``convention="snntorch"`` needs
         ``1e-4``, the value snnTorch's importer assumes.
     input_shape
         One sample at one step; inferred when the first layer determines it (a Linear, or a Flatten of
@@ -128,7 +117,7 @@ def to_nir(
     found = [(name, n) for name, n in neurons.items() if n is not None]
     lead = chains.lead([n for _, n in found])
     if dt is None:
-        norse_dts = [float(m.dt) for name, m in layers if _is_norse_box(neurons[name])]
+        norse_dts = [float(m.dt) for name, m in layers if _is_norse(neurons[name], m)]
         dt = norse_dts[0] if norse_dts else 1e-4
     dt = float(dt)
     if not dt > 0:
@@ -194,8 +183,6 @@ def _neuron(name: str, layer: nn.Module) -> Neuron | None:
             f"{what} does not export to NIR: its input scaling R·(1/(RC))·Δt is not written; build the model from "
             "Leaky (β = 1 − Δt/(RC)) with the scaling folded into the Linear before it"
         )
-    if neuron.library == "norse" and neuron.cls in _NORSE_REFUSED:
-        raise ExportError(f"layer '{name}' (norse {neuron.cls}) does not export to NIR: {_NORSE_REFUSED[neuron.cls]}")
     if spec.spiking and spec.reset == "none":
         option = "reset_mechanism='none'" if neuron.library == "snntorch" else "reset='none'"
         what = what if neuron.library != "spikelfp" else f"layer '{name}' ({neuron.cls})"
@@ -214,8 +201,8 @@ def _neuron(name: str, layer: nn.Module) -> Neuron | None:
     return neuron
 
 
-def _is_norse_box(neuron: Neuron | None) -> bool:
-    return neuron is not None and neuron.library == "norse" and neuron.cls in _NORSE_BOX
+def _is_norse(neuron: Neuron | None, module: nn.Module) -> bool:
+    return neuron is not None and neuron.library == "norse" and isinstance(getattr(module, "dt", None), (int, float))
 
 
 def _decay(value: float | torch.Tensor | None) -> float | np.ndarray | None:
@@ -250,18 +237,11 @@ def _warn_importer(convention: str, neurons: list[tuple[str, Neuron]]) -> None:
                 UserWarning,
                 stacklevel=3,
             )
-        if spec.kind == "LI":
-            what = "raises on NIR LI nodes" if convention == "snntorch" else "silently skips NIR LI nodes"
-            warnings.warn(
-                f"layer '{name}' is a leaky integrator (NIR LI); {importer} {what}", UserWarning, stacklevel=3
-            )
-        if spec.kind == "CubaLI":
-            warnings.warn(
-                f"layer '{name}' is a current-based leaky integrator (NIR CubaLI); {importer} has no CubaLI and "
-                "leaves the node out",
-                UserWarning,
-                stacklevel=3,
-            )
+        if not spec.spiking:
+            node = "LI" if spec.kind == "LI" else "CubaLI"
+            what = f"raises on NIR {node} nodes" if convention == "snntorch" else f"silently skips NIR {node} nodes"
+            kind = "leaky integrator" if spec.kind == "LI" else "current-based leaky integrator"
+            warnings.warn(f"layer '{name}' is a {kind} (NIR {node}); {importer} {what}", UserWarning, stacklevel=3)
 
 
 def _target_gain(spec: NeuronSpec, convention: str) -> float | np.ndarray:
