@@ -183,6 +183,8 @@ def describe_types(model):
 
 
 def test_binary_load_refuses_foreign_files(tmp_path):
+    import hashlib
+
     import h5py
 
     with pytest.raises(export.ExportError, match="no binary model"):
@@ -197,6 +199,9 @@ def test_binary_load_refuses_foreign_files(tmp_path):
     path = tmp_path / "evil.h5"
     export.save_binary(dense(), path)
     with h5py.File(path, "a") as f:
-        f.attrs["architecture"] = '{"type": "os.system", "children": []}'
+        del f["architecture"]  # version 3: the architecture's JSON as a uint8 dataset, and its checksum
+        evil = b'{"type": "os.system", "children": []}'
+        f["architecture"] = np.frombuffer(evil, dtype=np.uint8)
+        f.attrs["architecture_sha256"] = np.bytes_(hashlib.sha256(evil).hexdigest())
     with pytest.raises(export.ExportError, match=r"unknown layer type 'os.system'"):
         export.load_binary(path)

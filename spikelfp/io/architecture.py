@@ -126,7 +126,9 @@ def from_description(desc: dict) -> nn.Module:
             return nn.Identity()
         if t == "Dropout":
             return nn.Dropout(float(desc["p"]))
-    except (KeyError, TypeError, ValueError) as exc:
+    except ExportError:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ExportError(f"malformed {t} entry in the architecture: {exc}") from exc
     raise ExportError(f"unknown layer type {t!r} in the architecture")
 
@@ -137,10 +139,17 @@ def _dim(value, what: str) -> int:
     return value
 
 
-def declared_layers(desc, prefix: str = "", depth: int = 0, out: list | None = None) -> list:
+def declared_layers(desc) -> list[tuple[str, tuple[int, ...], bool]]:
     """``(name, weight shape, has bias)`` of every weighted layer the description declares, named as
-    ``named_modules`` names them; nothing is built or allocated."""
-    out = [] if out is None else out
+    ``named_modules`` names them; nothing is built or allocated. At most 2^36 weights in all."""
+    out: list[tuple[str, tuple[int, ...], bool]] = []
+    _walk(desc, "", 0, out)
+    if sum(float(np.prod(s, dtype=np.float64)) for _, s, _ in out) > 2.0**36:
+        raise ExportError("malformed architecture: more than 2^36 weights")
+    return out
+
+
+def _walk(desc, prefix: str, depth: int, out: list) -> None:
     if depth > _MAX_DEPTH:
         raise ExportError(f"malformed architecture: nested deeper than {_MAX_DEPTH}")
     if not isinstance(desc, dict):
@@ -154,8 +163,8 @@ def declared_layers(desc, prefix: str = "", depth: int = 0, out: list | None = N
         if not isinstance(names, list) or len(names) != len(children):
             raise ExportError(f"malformed {t} entry in the architecture: bad child names")
         for name, child in zip(names, children):
-            declared_layers(child, f"{prefix}.{name}" if prefix else str(name), depth + 1, out)
-        return out
+            _walk(child, f"{prefix}.{name}" if prefix else str(name), depth + 1, out)
+        return
     if t == "Linear":
         shape = (_dim(desc.get("out"), "Linear out"), _dim(desc.get("in"), "Linear in"))
         out.append((prefix, shape, bool(desc.get("bias"))))
@@ -177,6 +186,3 @@ def declared_layers(desc, prefix: str = "", depth: int = 0, out: list | None = N
             raise ExportError(f"malformed {t} entry in the architecture: {key} = {value!r}")
     if t == "Dropout" and not 0 <= desc.get("p", 0) <= 1:
         raise ExportError(f"malformed Dropout entry in the architecture: p = {desc.get('p')!r}")
-    if t in ("Linear", "Conv1d", "Conv2d") and sum(int(np.prod(s, dtype=np.float64)) for _, s, _ in out) > 1 << 36:
-        raise ExportError("malformed architecture: more than 2^36 weights")
-    return out

@@ -17,11 +17,25 @@ import numpy as np
 
 from .errors import ExportError, optional
 
-__all__ = ["HDF5_EXPANSION", "HDF5_MAX_DEPTH", "HDF5_SLACK_BYTES", "check_safe", "child", "open_file", "read_dataset"]
+__all__ = [
+    "HDF5_EXPANSION",
+    "HDF5_FILTERS",
+    "HDF5_MAX_DEPTH",
+    "HDF5_MAX_OBJECTS",
+    "HDF5_SLACK_BYTES",
+    "check_safe",
+    "child",
+    "open_file",
+    "read_dataset",
+    "read_tree",
+]
 
 HDF5_MAX_DEPTH = 32  # groups within groups; spikelfp's and NIR's files nest a few levels
+HDF5_MAX_OBJECTS = 200_000  # groups and datasets; a NIR chain of 10 000 layers holds about 100 000
 HDF5_EXPANSION = 64  # declared bytes may exceed the file's size by this factor (plus the slack below)
 HDF5_SLACK_BYTES = 64 << 20
+#: the filters a dataset may name (HDF5's own: deflate, shuffle, fletcher32); others would load a plugin
+HDF5_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32"}
 
 
 def open_file(path: Path, what: str) -> Any:
@@ -38,9 +52,12 @@ def check_safe(f: Any, path: str | os.PathLike) -> None:
 
     Raises :class:`ExportError` naming ``path`` and the object for: external links and soft links (they can
     pull in another file or loop), hard links that loop, datasets with external storage or virtual
-    datasets (their bytes come from other files), nesting deeper than ``HDF5_MAX_DEPTH``, and declared
-    sizes (datasets and attributes together) above ``HDF5_EXPANSION × file size + HDF5_SLACK_BYTES``:
-    a small file that declares a huge shape would otherwise allocate it. Only metadata is read.
+    datasets (their bytes come from other files), filters other than :data:`HDF5_FILTERS` (another filter
+    loads a plugin), nesting deeper than ``HDF5_MAX_DEPTH``, more than ``HDF5_MAX_OBJECTS`` objects, an
+    unfiltered dataset that stores less than it declares, and declared sizes (datasets and attributes
+    together) above ``HDF5_EXPANSION × file size + HDF5_SLACK_BYTES``: a small file that declares a huge
+    shape would otherwise allocate it. Only metadata is read; a structure libhdf5 cannot parse is an
+    ``ExportError`` too.
     """
     h5py = optional("h5py")
     size = os.path.getsize(f.filename)
@@ -48,39 +65,64 @@ def check_safe(f: Any, path: str | os.PathLike) -> None:
     declared = 0
     seen = set()
     stack = [(f, "/", 0)]
-    while stack:
-        group, where, depth = stack.pop()
-        if depth > HDF5_MAX_DEPTH:
-            raise ExportError(f"{path}: groups nest deeper than {HDF5_MAX_DEPTH} levels at {where}")
-        declared += _declared_attribute_bytes(group)
-        for name in group:
-            link = group.get(name, getlink=True)
-            at = f"{where.rstrip('/')}/{name}"
-            if isinstance(link, h5py.ExternalLink):
-                raise ExportError(f"{path}: {at} is an external link to {link.filename}:{link.path}; refused")
-            if isinstance(link, h5py.SoftLink):
-                raise ExportError(f"{path}: {at} is a soft link to {link.path}; refused")
-            obj = group[name]
-            key = hash(obj.id)
-            if key in seen:
-                raise ExportError(f"{path}: {at} links to an object seen before (a loop or alias); refused")
-            seen.add(key)
-            if isinstance(obj, h5py.Group):
-                stack.append((obj, at, depth + 1))
-            elif isinstance(obj, h5py.Dataset):
-                if obj.external:
-                    files = ", ".join(str(e[0]) for e in obj.external)
-                    raise ExportError(f"{path}: dataset {at} keeps its data in external file(s) {files}; refused")
-                if obj.is_virtual:
-                    raise ExportError(f"{path}: dataset {at} is a virtual dataset (data from other files); refused")
-                declared += int(obj.size or 0) * obj.dtype.itemsize + _declared_attribute_bytes(obj)
-            else:
-                raise ExportError(f"{path}: {at} is a {type(obj).__name__}, not a group or dataset; refused")
-            if declared > budget:
-                raise ExportError(
-                    f"{path}: declares {declared} bytes of data (at {at}) in a file of {size} bytes; refused "
-                    "before allocating"
-                )
+    at = "/"
+    try:
+        while stack:
+            group, where, depth = stack.pop()
+            if depth > HDF5_MAX_DEPTH:
+                raise ExportError(f"{path}: groups nest deeper than {HDF5_MAX_DEPTH} levels at {where}")
+            declared += _declared_attribute_bytes(group)
+            for name in group:
+                at = f"{where.rstrip('/')}/{name}"
+                link = group.get(name, getlink=True)
+                if isinstance(link, h5py.ExternalLink):
+                    raise ExportError(f"{path}: {at} is an external link to {link.filename}:{link.path}; refused")
+                if isinstance(link, h5py.SoftLink):
+                    raise ExportError(f"{path}: {at} is a soft link to {link.path}; refused")
+                obj = group[name]
+                key = hash(obj.id)
+                if key in seen:
+                    raise ExportError(f"{path}: {at} links to an object seen before (a loop or alias); refused")
+                seen.add(key)
+                if len(seen) > HDF5_MAX_OBJECTS:
+                    raise ExportError(f"{path}: holds more than {HDF5_MAX_OBJECTS} groups and datasets; refused")
+                if isinstance(obj, h5py.Group):
+                    stack.append((obj, at, depth + 1))
+                elif isinstance(obj, h5py.Dataset):
+                    declared += _check_dataset(obj, path, at) + _declared_attribute_bytes(obj)
+                else:
+                    raise ExportError(f"{path}: {at} is a {type(obj).__name__}, not a group or dataset; refused")
+                if declared > budget:
+                    raise ExportError(
+                        f"{path}: declares {declared} bytes of data (at {at}) in a file of {size} bytes; refused "
+                        "before allocating"
+                    )
+    except ExportError:
+        raise
+    except (KeyError, RuntimeError, OSError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise ExportError(f"{path}: a damaged HDF5 structure at {at} ({type(exc).__name__}: {exc}); refused") from exc
+
+
+def _check_dataset(ds: Any, path: str | os.PathLike, at: str) -> int:
+    """A dataset's declared bytes, after refusing external storage, virtual data, unknown filters and (without
+    a filter) less storage than declared."""
+    if ds.external:
+        files = ", ".join(str(e[0]) for e in ds.external)
+        raise ExportError(f"{path}: dataset {at} keeps its data in external file(s) {files}; refused")
+    if ds.is_virtual:
+        raise ExportError(f"{path}: dataset {at} is a virtual dataset (data from other files); refused")
+    plist = ds.id.get_create_plist()
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    unknown = [str(code) for code in filters if code not in HDF5_FILTERS]
+    if unknown:
+        raise ExportError(f"{path}: dataset {at} names filter(s) {', '.join(unknown)}, which need plugins; refused")
+    declared = int(ds.size or 0) * ds.dtype.itemsize
+    if not filters and ds.dtype.kind != "O" and ds.id.get_storage_size() < declared:
+        raise ExportError(
+            f"{path}: dataset {at} declares more data than the file stores ({declared} bytes of data declared, "
+            f"{ds.id.get_storage_size()} stored); refused before allocating"
+        )
+    return declared
 
 
 def _declared_attribute_bytes(obj: Any) -> int:
@@ -124,7 +166,29 @@ def read_dataset(parent: Any, key: str, path: Path, what: str, shape: tuple[int,
         raise ExportError(f"{path}: {what} has shape {tuple(ds.shape)}, expected {shape}")
     if ds.id.get_storage_size() < ds.size * ds.dtype.itemsize:
         raise ExportError(f"{path}: {what} declares more data than the file stores")
+    h5py = optional("h5py")
+    plist = ds.id.get_create_plist()
+    if plist.get_layout() not in (h5py.h5d.CONTIGUOUS, h5py.h5d.COMPACT) or plist.get_nfilters():
+        raise ExportError(f"{path}: {what} is chunked or filtered, which this format never writes")
     data = ds[()]
     if kinds == "f" and not np.all(np.isfinite(data)):
         raise ExportError(f"{path}: {what} holds NaN or Inf")
     return np.asarray(data)
+
+
+def read_tree(group: Any, path: Path) -> dict[str, Any]:
+    """A group as a dict: subgroups as dicts, datasets as their values (numpy arrays, or ``str`` for strings), as
+    NIR's reader reads them. Only hard links inside the file are followed (run :func:`check_safe` first)."""
+    h5py = optional("h5py")
+    out: dict[str, Any] = {}
+    for key in group:
+        name = key.decode("utf-8") if isinstance(key, bytes) else str(key)
+        cls = group.get(key, getclass=True)
+        is_group = isinstance(cls, type) and issubclass(cls, h5py.Group)
+        item = child(group, key, path, f"{group.name.rstrip('/')}/{name}", group=is_group)
+        if is_group:
+            out[name] = read_tree(item, path)
+        else:
+            value = item[()]
+            out[name] = value.decode("utf-8") if isinstance(value, bytes) else value
+    return out

@@ -20,13 +20,16 @@ from torch import nn
 from ..neurons import NeuronSpec
 from ..nn import SpikingSequential, TimeDistributed
 from .errors import ExportError, optional
-from .hdf5 import check_safe, open_file
+from .hdf5 import check_safe, child, open_file, read_tree
+from .isolated import run_isolated
 from .rebuild import module_from_spec
+from .shapes import propagate
 
 __all__ = ["from_nir"]
 
 #: NIR's neuron nodes and the spec kind each becomes
 _NEURON_NODES = {"LIF": "LIF", "IF": "LIF", "CubaLIF": "CubaLIF", "LI": "LI", "I": "LI", "CubaLI": "CubaLI"}
+_KNOWN_NODES = {"Input", "Output", "Conv1d", "Conv2d", "AvgPool2d", "Affine", "Linear", "Flatten", *_NEURON_NODES}
 
 
 def from_nir(source, dt: float | None = None) -> SpikingSequential:
@@ -66,13 +69,29 @@ def from_nir(source, dt: float | None = None) -> SpikingSequential:
 
 
 def _read_file(nir, path: Path):
-    """``nir.read`` after :func:`check_safe`; every failure is an :class:`ExportError`."""
+    """What ``nir.read`` returns, from the tree :func:`_nir_tree` reads in a child process; every failure is an
+    :class:`ExportError`."""
+    tree = run_isolated(_nir_tree, path)
+    try:
+        if "type_check" in tree:
+            raise ValueError("the graph holds a 'type_check' key, which NIR's reader refuses")
+        tree["type_check"] = True
+        return nir.dict2NIRNode(tree)
+    except Exception as exc:  # nir raises many types (RecursionError included) for foreign or corrupt graphs
+        raise ExportError(f"{path} is not a readable NIR file: {type(exc).__name__}: {exc}") from exc
+
+
+def _nir_tree(path: Path) -> dict:
+    """The file's ``/node`` group as the dict NIR's reader builds (runs in the reading process), after
+    :func:`spikelfp.io.hdf5.check_safe`."""
     with open_file(path, "a readable NIR file: not HDF5") as f:
         check_safe(f, path)
-    try:
-        return nir.read(str(path))
-    except Exception as exc:  # h5py/nir raise many types (RecursionError included) for foreign or corrupt files
-        raise ExportError(f"{path} is not a readable NIR file: {type(exc).__name__}: {exc}") from exc
+        try:
+            return read_tree(child(f, "node", path, "the graph (/node)", group=True), path)
+        except ExportError:
+            raise
+        except Exception as exc:  # h5py raises many types for damaged files
+            raise ExportError(f"{path} is not a readable NIR file: {type(exc).__name__}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------------
@@ -136,6 +155,10 @@ def _uniform(key: str, name: str, value) -> float:
 def _model_from_graph(graph, dt: float | None) -> SpikingSequential:
     graph, recurrent = _recurrent_pairs(graph)
     order = _chain_order(graph)
+    for key in order:  # every node is known before any layer is built: a refusal costs no more than the walk
+        kind = type(graph.nodes[key]).__name__
+        if kind not in _KNOWN_NODES:
+            raise ExportError(f"NIR node '{key}' of type {kind} cannot run in spikelfp")
     graph_dt = (getattr(graph, "metadata", None) or {}).get("dt")
     layers: list[nn.Module] = []
     pending_spatial: list[nn.Module] = []
@@ -170,7 +193,9 @@ def _model_from_graph(graph, dt: float | None) -> SpikingSequential:
     flush()
     if input_shape is None:
         raise ExportError("the NIR graph has no Input node")
-    return SpikingSequential(*layers, input_shape=input_shape)
+    model = SpikingSequential(*layers, input_shape=input_shape)
+    propagate(model.named_children(), input_shape, lead=2)  # the layers fit together before anyone runs them
+    return model
 
 
 def _chain_order(graph) -> list[str]:
