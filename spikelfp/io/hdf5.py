@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 HDF5_MAX_DEPTH = 32  # groups within groups; spikelfp's and NIR's files nest a few levels
-HDF5_MAX_OBJECTS = 200_000  # groups and datasets; a NIR chain of 10 000 layers holds about 100 000
+HDF5_MAX_OBJECTS = 100_000  # groups and datasets; a NIR chain of 10 000 nodes holds about 65 000
 HDF5_EXPANSION = 64  # declared bytes may exceed the file's size by this factor (plus the slack below)
 HDF5_SLACK_BYTES = 64 << 20
 #: the filters a dataset may name (HDF5's own: deflate, shuffle, fletcher32); others would load a plugin
@@ -59,16 +59,28 @@ def check_safe(f: Any, path: str | os.PathLike) -> None:
     shape would otherwise allocate it. Only metadata is read; a structure libhdf5 cannot parse is an
     ``ExportError`` too.
     """
+    _walk(f, path, read=False)
+
+
+def read_tree(f: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """The whole file as a dict, in one pass that makes every check of :func:`check_safe` before it reads a
+    dataset: groups as dicts, datasets as their values (numpy arrays, or ``str`` for strings), as NIR's reader
+    reads them."""
+    return _walk(f, path, read=True)
+
+
+def _walk(f: Any, path: str | os.PathLike, read: bool) -> dict[str, Any]:
     h5py = optional("h5py")
     size = os.path.getsize(f.filename)
     budget = HDF5_EXPANSION * size + HDF5_SLACK_BYTES
     declared = 0
     seen = set()
-    stack = [(f, "/", 0)]
+    root: dict[str, Any] = {}
+    stack = [(f, "/", 0, root)]
     at = "/"
     try:
         while stack:
-            group, where, depth = stack.pop()
+            group, where, depth, out = stack.pop()
             if depth > HDF5_MAX_DEPTH:
                 raise ExportError(f"{path}: groups nest deeper than {HDF5_MAX_DEPTH} levels at {where}")
             declared += _declared_attribute_bytes(group)
@@ -86,21 +98,27 @@ def check_safe(f: Any, path: str | os.PathLike) -> None:
                 seen.add(key)
                 if len(seen) > HDF5_MAX_OBJECTS:
                     raise ExportError(f"{path}: holds more than {HDF5_MAX_OBJECTS} groups and datasets; refused")
+                label = name.decode("utf-8") if isinstance(name, bytes) else str(name)
                 if isinstance(obj, h5py.Group):
-                    stack.append((obj, at, depth + 1))
-                elif isinstance(obj, h5py.Dataset):
-                    declared += _check_dataset(obj, path, at) + _declared_attribute_bytes(obj)
-                else:
+                    out[label] = {}
+                    stack.append((obj, at, depth + 1, out[label]))
+                    continue
+                if not isinstance(obj, h5py.Dataset):
                     raise ExportError(f"{path}: {at} is a {type(obj).__name__}, not a group or dataset; refused")
+                declared += _check_dataset(obj, path, at) + _declared_attribute_bytes(obj)
                 if declared > budget:
                     raise ExportError(
                         f"{path}: declares {declared} bytes of data (at {at}) in a file of {size} bytes; refused "
                         "before allocating"
                     )
+                if read:
+                    value = obj[()]
+                    out[label] = value.decode("utf-8") if isinstance(value, bytes) else value
     except ExportError:
         raise
     except (KeyError, RuntimeError, OSError, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise ExportError(f"{path}: a damaged HDF5 structure at {at} ({type(exc).__name__}: {exc}); refused") from exc
+    return root
 
 
 def _check_dataset(ds: Any, path: str | os.PathLike, at: str) -> int:
@@ -175,20 +193,3 @@ def read_dataset(parent: Any, key: str, path: Path, what: str, shape: tuple[int,
         raise ExportError(f"{path}: {what} holds NaN or Inf")
     return np.asarray(data)
 
-
-def read_tree(group: Any, path: Path) -> dict[str, Any]:
-    """A group as a dict: subgroups as dicts, datasets as their values (numpy arrays, or ``str`` for strings), as
-    NIR's reader reads them. Only hard links inside the file are followed (run :func:`check_safe` first)."""
-    h5py = optional("h5py")
-    out: dict[str, Any] = {}
-    for key in group:
-        name = key.decode("utf-8") if isinstance(key, bytes) else str(key)
-        cls = group.get(key, getclass=True)
-        is_group = isinstance(cls, type) and issubclass(cls, h5py.Group)
-        item = child(group, key, path, f"{group.name.rstrip('/')}/{name}", group=is_group)
-        if is_group:
-            out[name] = read_tree(item, path)
-        else:
-            value = item[()]
-            out[name] = value.decode("utf-8") if isinstance(value, bytes) else value
-    return out

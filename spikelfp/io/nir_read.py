@@ -20,7 +20,7 @@ from torch import nn
 from ..neurons import NeuronSpec
 from ..nn import SpikingSequential, TimeDistributed
 from .errors import ExportError, optional
-from .hdf5 import check_safe, child, open_file, read_tree
+from .hdf5 import open_file, read_tree
 from .isolated import run_isolated
 from .rebuild import module_from_spec
 from .shapes import propagate
@@ -75,23 +75,22 @@ def _read_file(nir, path: Path):
     try:
         if "type_check" in tree:
             raise ValueError("the graph holds a 'type_check' key, which NIR's reader refuses")
-        tree["type_check"] = True
+        # NIR's type check is quadratic in the number of nodes (each node asks for the graph's inputs); the shapes
+        # are checked instead where they matter, on the layers built (spikelfp.io.shapes)
+        tree["type_check"] = False
         return nir.dict2NIRNode(tree)
     except Exception as exc:  # nir raises many types (RecursionError included) for foreign or corrupt graphs
         raise ExportError(f"{path} is not a readable NIR file: {type(exc).__name__}: {exc}") from exc
 
 
 def _nir_tree(path: Path) -> dict:
-    """The file's ``/node`` group as the dict NIR's reader builds (runs in the reading process), after
-    :func:`spikelfp.io.hdf5.check_safe`."""
+    """The file's ``/node`` group as the dict NIR's reader builds (runs in the reading process), read by
+    :func:`spikelfp.io.hdf5.read_tree` with every check of :func:`spikelfp.io.hdf5.check_safe`."""
     with open_file(path, "a readable NIR file: not HDF5") as f:
-        check_safe(f, path)
-        try:
-            return read_tree(child(f, "node", path, "the graph (/node)", group=True), path)
-        except ExportError:
-            raise
-        except Exception as exc:  # h5py raises many types for damaged files
-            raise ExportError(f"{path} is not a readable NIR file: {type(exc).__name__}: {exc}") from exc
+        tree = read_tree(f, path)
+    if not isinstance(tree.get("node"), dict):
+        raise ExportError(f"{path} is not a readable NIR file: it has no graph (/node)")
+    return tree["node"]
 
 
 # --------------------------------------------------------------------------------------------------
