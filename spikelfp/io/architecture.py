@@ -1,9 +1,14 @@
 """A model's architecture as JSON over a fixed list of layer types: :func:`describe` and :func:`from_description`.
 
 The binary-weight format (:mod:`spikelfp.io.weights`) stores the architecture this way, so that loading a file
-builds layers from a closed list and never executes anything from it. :func:`declared_layers` reads, from the
-description alone and before anything is built or allocated, the weight shapes it declares, so that a reader
-can check them against the data first.
+builds layers from a closed list and never executes anything from it. A neuron of the family (``LIF``,
+``CubaLIF``, ``LI``, ``CubaLI``, ``RLIF``, ``RCubaLIF``) is written as its class and its
+:class:`~spikelfp.neurons.spec.NeuronSpec` (:meth:`~spikelfp.neurons.spec.NeuronSpec.to_dict`: per-neuron and
+learnable decays as arrays with their shape), plus the size and bias of a recurrent layer, whose weights are a
+layer of the file like any Linear. Files written before (format version 1 and 2) describe a LIF by its
+``beta``, ``threshold`` and ``reset``; they are still read. :func:`declared_layers` reads, from the description
+alone and before anything is built or allocated, the weight shapes it declares, so that a reader can check them
+against the data first.
 """
 
 from __future__ import annotations
@@ -16,14 +21,18 @@ import torch
 from torch import nn
 
 from ..binary import is_binary
-from ..neurons import LIF
+from ..neurons import LI, LIF, RLIF, CubaLI, CubaLIF, FamilyNeuron, NeuronSpec, RCubaLIF
 from ..nn import Heaviside, SpikingSequential, TimeDistributed
 from .errors import ExportError
+from .rebuild import module_from_spec
 
-__all__ = ["declared_layers", "describe", "from_description"]
+__all__ = ["NEURONS", "declared_layers", "describe", "from_description"]
 
 _CONTAINERS = ("SpikingSequential", "TimeDistributed", "Sequential")
-_UNWEIGHTED = ("MaxPool2d", "AvgPool2d", "Flatten", "LIF", "Heaviside", "ReLU", "Identity", "Dropout")
+#: the neuron classes the format holds, each by its spec
+NEURONS = {cls.__name__: cls for cls in (LIF, CubaLIF, LI, CubaLI, RLIF, RCubaLIF)}
+_UNWEIGHTED = ("MaxPool2d", "AvgPool2d", "Flatten", "LIF", "CubaLIF", "LI", "CubaLI", "Heaviside", "ReLU")
+_UNWEIGHTED += ("Identity", "Dropout")
 _MAX_DIM = 1 << 31  # a single dimension larger than this is not a model this format holds
 _MAX_DEPTH = 64  # nesting of the architecture
 
@@ -66,13 +75,8 @@ def describe(model: nn.Module) -> dict:
         }
     if isinstance(model, nn.Flatten):
         return {"type": "Flatten", "start": model.start_dim, "end": model.end_dim}
-    if isinstance(model, LIF):
-        name = type(model).__name__
-        if isinstance(model.beta, torch.Tensor):
-            raise ExportError(f"layer '{name}' (LIF): a per-neuron or learnable beta is not exported yet")
-        if model.reset == "none":
-            raise ExportError(f"layer '{name}' (LIF): reset='none' has no NIR LIF/IF equivalent (they always reset)")
-        return {"type": "LIF", "beta": model.beta, "threshold": model.threshold, "reset": model.reset}
+    if isinstance(model, FamilyNeuron):
+        return _describe_neuron(model)
     if isinstance(model, Heaviside):
         return {"type": "Heaviside", "threshold": model.threshold}
     if type(model) in (nn.ReLU, nn.Identity):
@@ -80,6 +84,34 @@ def describe(model: nn.Module) -> dict:
     if isinstance(model, nn.Dropout):
         return {"type": "Dropout", "p": model.p}
     raise ExportError(f"layer {type(model).__name__} is not supported by the binary format")
+
+
+def _describe_neuron(model: FamilyNeuron) -> dict:
+    name = type(model).__name__
+    if type(model) is not NEURONS.get(name):
+        raise ExportError(f"layer {name}: a subclass of a neuron may compute something else; not supported")
+    try:
+        spec = model.spec
+    except ValueError as exc:  # a learnable decay trained outside [0, 1]
+        raise ExportError(f"layer {name}: its neuron cannot be described ({exc})") from exc
+    desc = {"type": name, "spec": spec.to_dict()}
+    if spec.recurrent:
+        desc.update(size=model.recurrent.in_features, bias=model.recurrent.bias is not None)
+    return desc
+
+
+def _neuron_from(t: str, desc: dict) -> nn.Module:
+    """A neuron module from its class and spec (a legacy LIF entry: from ``beta``, ``threshold``, ``reset``)."""
+    if "spec" not in desc and t == "LIF":
+        return LIF(float(desc["beta"]), float(desc["threshold"]), str(desc["reset"]))
+    spec = NeuronSpec.from_dict(desc["spec"])
+    decays = {k: v.to(torch.float32) for k in ("alpha", "beta") if isinstance(v := getattr(spec, k), torch.Tensor)}
+    spec = spec.replace(**decays) if decays else spec  # the file's weights are float32; so are its decays
+    size = desc.get("size") if spec.recurrent else None
+    module = module_from_spec(spec, size, bias=bool(desc.get("bias", True)))
+    if type(module).__name__ != t:
+        raise ExportError(f"malformed {t} entry in the architecture: its spec describes a {type(module).__name__}")
+    return module
 
 
 def from_description(desc: dict) -> nn.Module:
@@ -116,8 +148,8 @@ def from_description(desc: dict) -> nn.Module:
             return cls(tuple(desc["kernel"]), tuple(desc["stride"]), tuple(desc["padding"]))
         if t == "Flatten":
             return nn.Flatten(int(desc["start"]), int(desc["end"]))
-        if t == "LIF":
-            return LIF(float(desc["beta"]), float(desc["threshold"]), str(desc["reset"]))
+        if t in NEURONS:
+            return _neuron_from(t, desc)
         if t == "Heaviside":
             return Heaviside(float(desc["threshold"]))
         if t == "ReLU":
@@ -178,8 +210,13 @@ def _walk(desc, prefix: str, depth: int, out: list) -> None:
             raise ExportError(f"malformed {t} entry in the architecture: {channels} channels in {groups} groups")
         shape = (_dim(desc.get("out"), f"{t} out"), channels // groups, *(_dim(k, f"{t} kernel") for k in kernel))
         out.append((prefix, shape, bool(desc.get("bias"))))
+    elif t in ("RLIF", "RCubaLIF"):
+        size = _dim(desc.get("size"), f"{t} size")
+        out.append((f"{prefix}.recurrent" if prefix else "recurrent", (size, size), bool(desc.get("bias"))))
     elif t not in _UNWEIGHTED:
         raise ExportError(f"unknown layer type {t!r} in the architecture")
+    if t in NEURONS and "spec" in desc and not isinstance(desc["spec"], dict):
+        raise ExportError(f"malformed {t} entry in the architecture: its spec is not a mapping")
     for key in ("p", "threshold", "beta"):  # Dropout's p, Heaviside's and LIF's threshold, LIF's β
         value = desc.get(key)
         if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):

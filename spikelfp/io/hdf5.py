@@ -192,4 +192,3 @@ def read_dataset(parent: Any, key: str, path: Path, what: str, shape: tuple[int,
     if kinds == "f" and not np.all(np.isfinite(data)):
         raise ExportError(f"{path}: {what} holds NaN or Inf")
     return np.asarray(data)
-
