@@ -379,3 +379,15 @@ def test_version_3_files_hold_no_variable_length_data(tmp_path):
         )
     assert kinds and all(h5py.check_vlen_dtype(d) is None and d.kind != "O" for d in kinds)
     assert b"GCOL" not in path.read_bytes()
+
+
+def test_a_learnable_decay_trained_past_one_is_refused_by_name(tmp_path):
+    """The forward clamps a learnable β to [0, 1]; the spec refuses the raw value, and both writers say which
+    layer (rather than a bare ValueError)."""
+    model = nn.Sequential(nn.Linear(3, 2), sl.LIF(0.9, learn_beta=True))
+    with torch.no_grad():
+        model[1].beta.fill_(1.05)
+    with pytest.raises(export.ExportError, match=r"layer '1' \(LIF\) cannot be described: beta must lie in"):
+        export.to_nir(model)
+    with pytest.raises(export.ExportError, match=r"layer LIF: its neuron cannot be described \(beta must lie in"):
+        export.save_binary(model, tmp_path / "m.h5")

@@ -17,26 +17,34 @@ from torch import nn
 from ..interop import Neuron, recognize
 from .errors import ExportError
 
-__all__ = ["chain", "infer_input_shape", "input_shape", "lead", "shapes"]
+__all__ = ["chain", "infer_input_shape", "input_shape", "lead", "neuron_of", "shapes"]
 
 
-def chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def neuron_of(name: str, module: nn.Module) -> Neuron | None:
+    """:func:`spikelfp.interop.recognize`, with a neuron whose state cannot be described (a learnable decay
+    trained outside ``[0, 1]``: its spec refuses it) an :class:`ExportError` that names the layer."""
+    try:
+        return recognize(module)
+    except ValueError as exc:
+        raise ExportError(f"layer '{name}' ({type(module).__name__}) cannot be described: {exc}") from exc
+
+
+def chain(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
     """The leaf layers of a sequential model in order, named as ``named_modules`` names them."""
     if isinstance(model, nn.Sequential):
         out = []
         for name, child in model.named_children():
-            for sub, leaf in chain(child):
-                out.append((f"{name}.{sub}" if sub else name, leaf))
+            out.extend(chain(child, f"{prefix}.{name}" if prefix else name))
         return out
-    if recognize(model) is not None:
-        return [("", model)]  # a recurrent neuron holds its recurrent Linear as a child
+    if neuron_of(prefix, model) is not None:
+        return [(prefix, model)]  # a recurrent neuron holds its recurrent Linear as a child
     if any(True for _ in model.children()):
         raise ExportError(
             f"{type(model).__name__} is not sequential: a module with its own forward() cannot be exported, "
             "because its data flow is code, not a chain of layers. Export supports nn.Sequential, SpikingSequential, "
             "TimeDistributed and norse SequentialState chains; rebuild the model as one of these"
         )
-    return [("", model)]
+    return [(prefix, model)]
 
 
 def lead(neurons: Sequence[Neuron]) -> int:
@@ -60,7 +68,8 @@ def infer_input_shape(layers: Sequence[tuple[str, nn.Module]], lead: int) -> tup
             return (layers[1][1].in_features,)
     if isinstance(first, nn.Linear):
         return (first.in_features,)
-    if first is not None and (neuron := recognize(first)) is not None and neuron.input_weight is not None:
+    neuron = neuron_of(layers[0][0], first) if first is not None else None
+    if neuron is not None and neuron.input_weight is not None:
         return (int(neuron.input_weight.shape[1]),)  # a cell that holds its input weights
     if isinstance(first, (nn.Conv1d, nn.Conv2d)):
         dims = "L" if isinstance(first, nn.Conv1d) else "H, W"

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..binary import is_binary
-from ..interop import Neuron, recognize
+from ..interop import Neuron
 from ..neurons import NeuronSpec
 from . import chain as chains
 from .atomic import atomic_write
@@ -171,7 +171,7 @@ def _neuron(name: str, layer: nn.Module) -> Neuron | None:
     (``reset_delay=False``) is refused (its carried membrane differs); snnTorch's ``Lapicque`` is refused
     (its input scaling is not written).
     """
-    neuron = recognize(layer)
+    neuron = chains.neuron_of(name, layer)
     if neuron is None:
         return None
     what = f"layer '{name}' ({neuron.qualname})"
