@@ -3,7 +3,7 @@
 The binary-weight format (:mod:`spikelfp.io.weights`) stores the architecture this way, so that loading a file
 builds layers from a closed list and never executes anything from it. A neuron of the family (``LIF``,
 ``CubaLIF``, ``LI``, ``CubaLI``, ``RLIF``, ``RCubaLIF``) is written as its class and its
-:class:`~spikelfp.neurons.spec.NeuronSpec` (:meth:`~spikelfp.neurons.spec.NeuronSpec.to_dict`: per-neuron and
+:class:`~spikelfp.neurons.spec.NeuronSpec` (its ``to_dict()``: per-neuron and
 learnable decays as arrays with their shape), plus the size and bias of a recurrent layer, whose weights are a
 layer of the file like any Linear. Files written before (format version 1 and 2) describe a LIF by its
 ``beta``, ``threshold`` and ``reset``; they are still read. :func:`declared_layers` reads, from the description
@@ -173,7 +173,13 @@ def _dim(value, what: str) -> int:
 
 def declared_layers(desc) -> list[tuple[str, tuple[int, ...], bool]]:
     """``(name, weight shape, has bias)`` of every weighted layer the description declares, named as
-    ``named_modules`` names them; nothing is built or allocated. At most 2^36 weights in all."""
+    ``named_modules`` names them; nothing is built or allocated. At most 2^36 weights in all.
+
+    Parameters
+    ----------
+    desc
+        The description (:func:`describe`), as read from a file: anything is checked.
+    """
     out: list[tuple[str, tuple[int, ...], bool]] = []
     _walk(desc, "", 0, out)
     if sum(float(np.prod(s, dtype=np.float64)) for _, s, _ in out) > 2.0**36:

@@ -79,10 +79,36 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """:func:`atomic_write` of ``text``, written as ``Path.write_text`` writes it."""
+    """:func:`atomic_write` of ``text``, written as ``Path.write_text`` writes it.
+
+    Parameters
+    ----------
+    path
+        The file to (over)write.
+    text
+        Its new content.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def atomic_save(path: str | os.PathLike, obj: Any) -> Path:
-    """:func:`atomic_write` of ``torch.save(obj)``."""
+    """:func:`atomic_write` of ``torch.save(obj)``.
+
+    Parameters
+    ----------
+    path
+        The file to (over)write.
+    obj
+        What ``torch.save`` writes.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))

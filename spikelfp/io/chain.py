@@ -22,7 +22,15 @@ __all__ = ["chain", "infer_input_shape", "input_shape", "lead", "neuron_of", "sh
 
 def neuron_of(name: str, module: nn.Module) -> Neuron | None:
     """:func:`spikelfp.interop.recognize`, with a neuron whose state cannot be described (a learnable decay
-    trained outside ``[0, 1]``: its spec refuses it) an :class:`ExportError` that names the layer."""
+    trained outside ``[0, 1]``: its spec refuses it) an :class:`ExportError` that names the layer.
+
+    Parameters
+    ----------
+    name
+        The layer's name in the model (for the message).
+    module
+        The layer.
+    """
     try:
         return recognize(module)
     except ValueError as exc:
@@ -30,7 +38,16 @@ def neuron_of(name: str, module: nn.Module) -> Neuron | None:
 
 
 def chain(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
-    """The leaf layers of a sequential model in order, named as ``named_modules`` names them."""
+    """The leaf layers of a sequential model in order, named as ``named_modules`` names them.
+
+    Parameters
+    ----------
+    model
+        ``nn.Sequential`` (or a subclass: SpikingSequential, TimeDistributed, norse's SequentialState), or a
+        single layer.
+    prefix
+        The name of ``model`` itself.
+    """
     if isinstance(model, nn.Sequential):
         out = []
         for name, child in model.named_children():
@@ -48,7 +65,13 @@ def chain(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
 
 
 def lead(neurons: Sequence[Neuron]) -> int:
-    """Leading axes before a sample: 2 for time-first ``(T, B, …)`` neurons, 1 for step-wise ones."""
+    """Leading axes before a sample: 2 for time-first ``(T, B, …)`` neurons, 1 for step-wise ones.
+
+    Parameters
+    ----------
+    neurons
+        The model's neurons, as :func:`spikelfp.interop.recognize` gives them.
+    """
     steps = {n.stepwise for n in neurons}
     if len(steps) > 1:
         raise ExportError(
@@ -61,7 +84,15 @@ def lead(neurons: Sequence[Neuron]) -> int:
 def infer_input_shape(layers: Sequence[tuple[str, nn.Module]], lead: int) -> tuple[int, ...]:
     """The per-sample input shape the first layer determines: ``(in_features,)`` for a Linear, also behind a
     Flatten that flattens the whole sample (any shape with that many elements flattens to it; the flat one is
-    chosen). A Conv fixes the channels but not the spatial size, so it needs ``input_shape=``."""
+    chosen). A Conv fixes the channels but not the spatial size, so it needs ``input_shape=``.
+
+    Parameters
+    ----------
+    layers
+        The chain (:func:`chain`).
+    lead
+        Axes before a sample (:func:`lead`).
+    """
     first = layers[0][1] if layers else None
     if isinstance(first, nn.Flatten) and len(layers) > 1 and isinstance(layers[1][1], nn.Linear):
         if first.start_dim == lead and first.end_dim == -1:
@@ -84,7 +115,17 @@ def infer_input_shape(layers: Sequence[tuple[str, nn.Module]], lead: int) -> tup
 
 
 def input_shape(model: nn.Module, given, layers: Sequence[tuple[str, nn.Module]] = (), lead: int = 2):
-    """``given``, else the model's ``input_shape`` attribute, else :func:`infer_input_shape`."""
+    """``given``, else the model's ``input_shape`` attribute, else :func:`infer_input_shape`.
+
+    Parameters
+    ----------
+    model
+        The model (it may carry ``input_shape``).
+    given
+        The shape the caller passed, or None.
+    layers, lead
+        As for :func:`infer_input_shape`.
+    """
     if given is None:
         given = getattr(model, "input_shape", None)
     if given is None:
@@ -102,7 +143,18 @@ def shapes(
 
     Neurons are element-wise: they keep the shape and are not called (a snnTorch neuron with
     ``init_hidden=True`` would keep the zero step in its state); a cell that holds input weights
-    ``(hidden, in)`` maps the last axis to ``hidden``."""
+    ``(hidden, in)`` maps the last axis to ``hidden``.
+    Parameters
+    ----------
+    layers
+        The chain (:func:`chain`).
+    neurons
+        ``{name: Neuron or None}`` for the layers.
+    sample
+        The per-sample input shape.
+    lead
+        Axes before a sample.
+    """
     x = torch.zeros(*([1] * lead), *sample)
     out = []
     with torch.no_grad():

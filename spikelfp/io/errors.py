@@ -13,7 +13,13 @@ class ExportError(ValueError):
 
 
 def optional(name: str) -> ModuleType:
-    """Import ``name`` (``"nir"`` or ``"h5py"``), or say which extra installs it."""
+    """Import ``name`` (``"nir"`` or ``"h5py"``), or say which extra installs it.
+
+    Parameters
+    ----------
+    name
+        The module's name.
+    """
     try:
         return importlib.import_module(name)
     except ImportError as exc:  # pragma: no cover - depends on the environment

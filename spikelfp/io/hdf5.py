@@ -39,7 +39,15 @@ HDF5_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32"}
 
 
 def open_file(path: Path, what: str) -> Any:
-    """``h5py.File(path, "r")``; a file that HDF5 cannot open is an :class:`ExportError` ("... is not {what}")."""
+    """``h5py.File(path, "r")``; a file that HDF5 cannot open is an :class:`ExportError` ("... is not {what}").
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        What the file should be, for the message.
+    """
     h5py = optional("h5py")
     try:
         return h5py.File(path, "r")
@@ -58,6 +66,13 @@ def check_safe(f: Any, path: str | os.PathLike) -> None:
     together) above ``HDF5_EXPANSION × file size + HDF5_SLACK_BYTES``: a small file that declares a huge
     shape would otherwise allocate it. Only metadata is read; a structure libhdf5 cannot parse is an
     ``ExportError`` too.
+
+    Parameters
+    ----------
+    f
+        The open ``h5py.File``.
+    path
+        Its path, for the messages.
     """
     _walk(f, path, read=False)
 
@@ -65,7 +80,15 @@ def check_safe(f: Any, path: str | os.PathLike) -> None:
 def read_tree(f: Any, path: str | os.PathLike) -> dict[str, Any]:
     """The whole file as a dict, in one pass that makes every check of :func:`check_safe` before it reads a
     dataset: groups as dicts, datasets as their values (numpy arrays, or ``str`` for strings), as NIR's reader
-    reads them."""
+    reads them.
+
+    Parameters
+    ----------
+    f
+        The open ``h5py.File``.
+    path
+        Its path, for the messages.
+    """
     return _walk(f, path, read=True)
 
 
@@ -153,7 +176,19 @@ def _declared_attribute_bytes(obj: Any) -> int:
 
 
 def child(parent: Any, key: str, path: Path, what: str, *, group: bool = False) -> Any:
-    """``parent[key]`` if it is a hard link to a group (``group=True``) or to a dataset stored in this file."""
+    """``parent[key]`` if it is a hard link to a group (``group=True``) or to a dataset stored in this file.
+
+    Parameters
+    ----------
+    parent
+        The group that holds it.
+    key
+        Its name there.
+    path, what
+        The file and what the object is, for the messages.
+    group
+        Expect a group (else a dataset).
+    """
     h5py = optional("h5py")
     link = parent.get(key, getlink=True)
     if link is None:
@@ -175,8 +210,20 @@ def child(parent: Any, key: str, path: Path, what: str, *, group: bool = False) 
 
 
 def read_dataset(parent: Any, key: str, path: Path, what: str, shape: tuple[int, ...], kinds: str) -> np.ndarray:
-    """Read ``parent[key]`` after checking its link, storage, dtype kind (``kinds``, numpy's letters) and shape
-    against what is expected; a float dataset (``kinds == "f"``) must hold finite values."""
+    """Read ``parent[key]`` after checking its link, storage, layout, dtype kind and shape against what is
+    expected; a float dataset must hold finite values.
+
+    Parameters
+    ----------
+    parent, key
+        The group and the dataset's name.
+    path, what
+        The file and what the dataset is, for the messages.
+    shape
+        The shape it must have.
+    kinds
+        The dtype kinds it may have (numpy's letters, e.g. ``"f"``, ``"iu"``); ``"f"`` also requires finite values.
+    """
     ds = child(parent, key, path, what)
     if ds.dtype.kind not in kinds:
         raise ExportError(f"{path}: {what} has dtype {ds.dtype}")

@@ -53,6 +53,15 @@ def run_isolated(reader: Callable[..., Any], path: Path, *args: Any) -> Any:
 
     The reader must be a module-level function of this package that raises :class:`ExportError` for a file it
     refuses; any other exception is reported as a malformed file.
+
+    Parameters
+    ----------
+    reader
+        The function that reads the file (in the child).
+    path
+        The file; its size sets the time limit (``READ_SECONDS + READ_SECONDS_PER_MB × MiB``).
+    *args
+        Further arguments of ``reader`` (plain values).
     """
     budget = READ_SECONDS + READ_SECONDS_PER_MB * path.stat().st_size / 2**20
     if not ISOLATE:

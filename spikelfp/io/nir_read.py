@@ -1,7 +1,7 @@
 """The NIR reader: :func:`from_nir` turns a NIR graph (or a ``.nir`` file) back into a spikelfp model.
 
-Each neuron node becomes a :class:`~spikelfp.neurons.spec.NeuronSpec` (the inverse of the writer's mapping in
-:func:`spikelfp.io.nir_write._neuron_node`), validated there, and the spec becomes the module that holds it
+Each neuron node becomes a :class:`~spikelfp.neurons.spec.NeuronSpec` (the inverse of the node mappings of
+:mod:`spikelfp.io.nir_write`), validated there, and the spec becomes the module that holds it
 (:func:`spikelfp.io.rebuild.module_from_spec`). A file is opened through :mod:`spikelfp.io.hdf5` and refused
 before anything of a declared size is read; every malformed graph is an :class:`ExportError`.
 """

@@ -19,7 +19,7 @@ from ..neurons import FamilyNeuron
 from ..nn import Heaviside
 from .errors import ExportError
 
-__all__ = ["Shape", "propagate"]
+__all__ = ["propagate"]
 
 Shape = tuple[int | None, ...]
 _ELEMENTWISE = (nn.ReLU, nn.Identity, nn.Dropout, Heaviside)
@@ -28,8 +28,17 @@ _ELEMENTWISE = (nn.ReLU, nn.Identity, nn.Dropout, Heaviside)
 def propagate(layers: Iterable[tuple[str, nn.Module]], sample: Shape, lead: int) -> Shape:
     """The per-sample output shape of the chain ``layers`` on a sample of shape ``sample``.
 
-    ``lead`` is the number of axes before a sample (2 for time-first ``(T, B, …)``, 1 for ``(B, …)``); a
-    ``Flatten``'s dimensions count them. Containers (``nn.Sequential``, ``TimeDistributed``) are walked.
+    Containers (``nn.Sequential``, ``TimeDistributed``) are walked.
+
+    Parameters
+    ----------
+    layers
+        ``(name, module)`` pairs, in order.
+    sample
+        The per-sample input shape (``None`` for an unknown dimension).
+    lead
+        The number of axes before a sample (2 for time-first ``(T, B, …)``, 1 for ``(B, …)``); a ``Flatten``'s
+        dimensions count them.
 
     Raises
     ------
