@@ -144,6 +144,7 @@ def shapes(
     Neurons are element-wise: they keep the shape and are not called (a snnTorch neuron with
     ``init_hidden=True`` would keep the zero step in its state); a cell that holds input weights
     ``(hidden, in)`` maps the last axis to ``hidden``.
+
     Parameters
     ----------
     layers
