@@ -340,7 +340,7 @@ def test_export_is_bit_exact_and_spikes_are_equal(tmp_path, mode, keep_first):
     assert want.sum() > 0 and torch.equal(want, got)
     if mode == "ternary":
         with h5py.File(path) as f:
-            assert "mask" in f["layers/3"] and f["layers/3"].attrs["mode"] == "ternary"
+            assert "mask" in f["layers/3"] and f["layers/3"].attrs["mode"] == b"ternary"  # fixed-length (version 3)
 
 
 def test_export_file_is_about_a_32nd_of_float32(tmp_path):
@@ -380,6 +380,20 @@ def test_nir_export_carries_binary_weights(tmp_path):
 def saved(tmp_path, mode="binary"):
     net = convert(nn.Sequential(nn.Linear(20, 6), nn.ReLU(), nn.Linear(6, 3)), mode)
     return export.save_binary(net, tmp_path / "m.h5")
+
+
+def architecture(f) -> dict:
+    """The architecture JSON of a version-3 file (a uint8 dataset)."""
+    return json.loads(f["architecture"][()].tobytes())
+
+
+def set_architecture(f, text: str) -> None:
+    """Replace the architecture, checksum included (a crafted file, not a damaged one)."""
+    import hashlib
+
+    del f["architecture"]
+    f["architecture"] = np.frombuffer(text.encode(), dtype=np.uint8)
+    f.attrs["architecture_sha256"] = np.bytes_(hashlib.sha256(text.encode()).hexdigest())
 
 
 def refuses(path, match):
@@ -451,9 +465,9 @@ def test_refuses_huge_declared_shape_before_allocating(tmp_path):
 
     path = saved(tmp_path)
     with h5py.File(path, "a") as f:
-        arch = json.loads(f.attrs["architecture"])
+        arch = architecture(f)
         arch["children"][0].update({"in": 200000, "out": 200000})
-        f.attrs["architecture"] = json.dumps(arch)
+        set_architecture(f, json.dumps(arch))
         del f["layers/0/shape"]
         f["layers/0/shape"] = np.array([200000, 200000])
     refuses(path, r"'signs' of layer '0' has shape")
@@ -466,7 +480,7 @@ def test_refuses_huge_declared_shape_before_allocating(tmp_path):
     refuses(path, "declares more data than the file stores")
     with h5py.File(path, "a") as f:
         arch["children"][0].update({"in": 2**40})
-        f.attrs["architecture"] = json.dumps(arch)
+        set_architecture(f, json.dumps(arch))
     refuses(path, "Linear in must be an integer")
 
 
@@ -476,8 +490,8 @@ def test_refuses_huge_declared_shape_before_allocating(tmp_path):
         (lambda f: f["layers/0"].__delitem__("signs"), "'signs' of layer '0' is missing"),
         (lambda f: f["layers"].__delitem__("2"), "holds weights for layers"),
         (lambda f: f.__delitem__("layers"), "layers group is missing"),
-        (lambda f: f.attrs.__setitem__("architecture", "[" * 100000), "architecture is not valid JSON"),
-        (lambda f: f.attrs.__setitem__("architecture", '{"type": "Linear", "in": "x", "out": 3}'), "integer"),
+        (lambda f: set_architecture(f, "[" * 100000), "architecture is not valid JSON"),
+        (lambda f: set_architecture(f, '{"type": "Linear", "in": "x", "out": 3}'), "integer"),
         (lambda f: f.attrs.__setitem__("version", 99), "version"),
         (lambda f: f["layers/0"].attrs.__setitem__("mode", "quaternary"), "unknown mode"),
         (
@@ -514,7 +528,7 @@ def test_deeply_nested_architecture_is_refused(tmp_path):
     for _ in range(200):
         desc = {"type": "Sequential", "children": [desc]}
     with h5py.File(path, "a") as f:
-        f.attrs["architecture"] = json.dumps(desc)
+        set_architecture(f, json.dumps(desc))
     refuses(path, "nested deeper")
 
 
@@ -601,9 +615,9 @@ def test_non_finite_architecture_values_are_refused(tmp_path, entry):
 
     path = saved(tmp_path)
     with h5py.File(path, "a") as f:
-        arch = json.loads(f.attrs["architecture"])
+        arch = architecture(f)
         arch["children"][1] = entry
-        f.attrs["architecture"] = json.dumps(arch)
+        set_architecture(f, json.dumps(arch))
     refuses(path, f"malformed {entry['type']} entry")
 
 
@@ -612,6 +626,9 @@ def test_version_1_files_still_load(tmp_path):
     path = export.save_binary(net, tmp_path / "v1.h5")
     with h5py.File(path, "a") as f:  # what the version-1 writer wrote: no mode, binary layers only
         f.attrs["version"] = 1
+        f.attrs["format"] = "spikelfp-binary"  # a variable-length string, as h5py writes str
+        f.attrs["architecture"] = json.dumps(architecture(f))
+        del f["architecture"]
         for g in f["layers"].values():
             del g.attrs["mode"]
     assert torch.equal(export.load_binary(path)[1].weight, export.binarize(net)[1].weight)

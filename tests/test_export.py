@@ -183,6 +183,8 @@ def describe_types(model):
 
 
 def test_binary_load_refuses_foreign_files(tmp_path):
+    import hashlib
+
     import h5py
 
     with pytest.raises(export.ExportError, match="no binary model"):
@@ -197,6 +199,138 @@ def test_binary_load_refuses_foreign_files(tmp_path):
     path = tmp_path / "evil.h5"
     export.save_binary(dense(), path)
     with h5py.File(path, "a") as f:
-        f.attrs["architecture"] = '{"type": "os.system", "children": []}'
+        del f["architecture"]  # version 3: the architecture's JSON as a uint8 dataset, and its checksum
+        evil = b'{"type": "os.system", "children": []}'
+        f["architecture"] = np.frombuffer(evil, dtype=np.uint8)
+        f.attrs["architecture_sha256"] = np.bytes_(hashlib.sha256(evil).hexdigest())
     with pytest.raises(export.ExportError, match=r"unknown layer type 'os.system'"):
+        export.load_binary(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# the binary format holds the whole neuron family, each neuron by its spec (format version 3)
+# --------------------------------------------------------------------------------------------------
+BINARY_FAMILY = {
+    "LIF(per-neuron β, no reset)": lambda: sl.LIF(torch.tensor([0.5, 0.75, 0.875, 1.0] * 5), 1.0, "none"),
+    "IF": lambda: sl.LIF(1.0, 2.0, "zero"),
+    "LIF(learn_beta)": lambda: sl.LIF(0.625, 1.0, "subtract", learn_beta=True),
+    "CubaLIF(per-neuron α, β)": lambda: sl.CubaLIF(torch.linspace(0.0, 0.9, 20), torch.linspace(0.5, 1.0, 20)),
+    "RLIF": lambda: sl.RLIF(20, 0.5, 1.0, "zero"),
+    "RCubaLIF(no bias, learnable)": lambda: sl.RCubaLIF(
+        20, torch.full((20,), 0.5), 0.75, 0.5, "subtract", bias=False, learn_alpha=True, learn_beta=True
+    ),
+}
+BINARY_HEADS = {
+    "LI(per-neuron β)": lambda: sl.LI(torch.linspace(0.25, 1.0, 8)),
+    "CubaLI(learn_alpha)": lambda: sl.CubaLI(0.5, 0.75, learn_alpha=True),
+}
+
+
+def family_net(neuron: str, head: str) -> nn.Module:
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(30, 20), BINARY_FAMILY[neuron](), nn.Linear(20, 8), BINARY_HEADS[head]())
+    with torch.no_grad():
+        model[0].weight.mul_(4)
+    return model
+
+
+@pytest.mark.parametrize("head", sorted(BINARY_HEADS))
+@pytest.mark.parametrize("neuron", sorted(BINARY_FAMILY))
+def test_binary_file_holds_every_neuron_by_its_spec(tmp_path, neuron, head):
+    """Saved with the float weights kept, the loaded model is the saved one: the same classes, specs (per-neuron
+    and learnable decays, reset, recurrence), recurrent weights, and outputs bit for bit; saved binarised, it is
+    ``binarize(model)`` (its recurrent layer binarised like any Linear)."""
+    model = family_net(neuron, head)
+    x = (torch.rand(T, B, 30, generator=torch.Generator().manual_seed(3)) < 0.5).float()
+    want = model(x)
+    spikes = model[1](model[0](x))
+    assert 0.02 < spikes.mean() < 0.98  # the comparison means something
+    loaded = export.load_binary(export.save_binary(model, tmp_path / "f.h5", float_layers="keep"))
+    assert [type(m) for m in loaded] == [type(m) for m in model]
+    for saved, back in zip(model, loaded):
+        if isinstance(saved, sl.neurons.FamilyNeuron):
+            assert back.spec == saved.spec
+            for name in ("alpha", "beta"):
+                if getattr(saved.spec, f"learn_{name}"):
+                    assert isinstance(getattr(back, name), nn.Parameter)
+    assert torch.equal(loaded(x), want)
+    if isinstance(model[1], (sl.RLIF, sl.RCubaLIF)):
+        assert torch.equal(loaded[1].recurrent.weight, model[1].recurrent.weight)
+    binary = export.load_binary(export.save_binary(model, tmp_path / "b.h5"))
+    assert torch.equal(binary(x), export.binarize(model)(x))
+
+
+def test_binary_file_holds_conv_neurons_with_per_channel_decays(tmp_path):
+    torch.manual_seed(2)
+    model = sl.nn.SpikingSequential(
+        sl.nn.TimeDistributed(nn.Conv2d(2, 4, 3, padding=1)),
+        sl.CubaLIF(torch.tensor([0.25, 0.5, 0.75, 0.0]).view(4, 1, 1), torch.full((4, 1, 1), 0.875), 0.5, "zero"),
+        nn.Flatten(2),
+        nn.Linear(4 * 8 * 8, 5),
+        sl.LI(0.5),
+        input_shape=(2, 8, 8),
+    )
+    x = (torch.rand(T, B, 2, 8, 8, generator=torch.Generator().manual_seed(4)) < 0.5).float()
+    loaded = export.load_binary(export.save_binary(model, tmp_path / "c.h5", float_layers="keep"))
+    assert loaded[1].spec == model[1].spec and loaded[1].beta.shape == (4, 1, 1)
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_binary_version_2_lif_files_still_load(tmp_path):
+    """A version-2 file (variable-length string attributes, a LIF as beta/threshold/reset) loads as it did."""
+    import json
+
+    import h5py
+
+    model = dense("zero")
+    path = export.save_binary(model, tmp_path / "v2.h5")
+    with h5py.File(path, "a") as f:
+        arch = json.loads(f["architecture"][()].tobytes())
+        for child in arch["children"]:
+            if child["type"] == "LIF":
+                spec = child.pop("spec")
+                child.update(beta=spec["beta"], threshold=spec["threshold"], reset=spec["reset"])
+        del f["architecture"]
+        for key in list(f.attrs):
+            del f.attrs[key]
+        f.attrs.update({"format": "spikelfp-binary", "version": 2, "scale": "row-mean-abs"})
+        f.attrs["architecture"] = json.dumps(arch)
+        for g in f["layers"].values():
+            g.attrs["mode"] = bytes(g.attrs["mode"]).decode()
+            del g.attrs["sha256"]
+    loaded = export.load_binary(path)
+    x = (torch.rand(T, B, 30, generator=torch.Generator().manual_seed(5)) < 0.5).float()
+    assert [m.spec for m in loaded if isinstance(m, sl.LIF)] == [m.spec for m in model if isinstance(m, sl.LIF)]
+    assert torch.equal(loaded(x), export.binarize(model)(x))
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"type": "LIF", "spec": {"kind": "LIF", "beta": 0.5, "gain": 2.0}}, "input gain 2 has no spikelfp module"),
+        ({"type": "LIF", "spec": {"kind": "LIF", "beta": 0.5, "rm -rf": 1}}, "unknown neuron setting"),
+        ({"type": "LIF", "spec": {"kind": "LI", "beta": 0.5, "reset": "none"}}, "its spec describes a LI"),
+        ({"type": "LIF", "spec": {"kind": "LIF", "beta": 1.5}}, "beta must lie in"),
+        ({"type": "LIF", "spec": {"kind": "LIF", "beta": {"shape": [2**40], "values": [0.5]}}}, "1 values for shape"),
+        ({"type": "LIF", "spec": [1, 2]}, "its spec is not a mapping"),
+        ({"type": "RLIF", "spec": {"kind": "LIF", "beta": 0.5, "recurrent": True}}, "RLIF size must be an integer"),
+    ],
+)
+def test_binary_neuron_entries_are_validated(tmp_path, entry, message):
+    import hashlib
+    import json
+
+    import h5py
+
+    path = export.save_binary(
+        sl.nn.SpikingSequential(nn.Linear(4, 3), sl.LIF(0.5), input_shape=(4,)), tmp_path / "m.h5"
+    )
+    with h5py.File(path, "a") as f:
+        arch = json.loads(f["architecture"][()].tobytes())
+        arch["children"][1] = entry
+        text = json.dumps(arch).encode()
+        del f["architecture"]
+        f["architecture"] = np.frombuffer(text, dtype=np.uint8)
+        f.attrs["architecture_sha256"] = np.bytes_(hashlib.sha256(text).hexdigest())
+    with pytest.raises(export.ExportError, match=message):
         export.load_binary(path)

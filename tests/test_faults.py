@@ -551,7 +551,8 @@ def test_nir_with_a_virtual_dataset_is_refused(tmp_path):
         sl.export.from_nir(path)
 
 
-def test_nir_declaring_a_huge_shape_is_refused_before_allocating(tmp_path):
+def test_nir_declaring_a_huge_shape_is_refused_before_allocating(tmp_path, monkeypatch):
+    monkeypatch.setattr(sl.io.isolated, "ISOLATE", False)  # read in this process, so that tracemalloc sees it
     path, key = _nir_file(tmp_path)
     # 128 MiB declared, nothing stored (an unwritten chunked dataset): far more than the file can hold.
     _replace(path, key, lambda f, k: f.create_dataset(k, shape=(8192, 4096), dtype="<f4", chunks=(64, 64)))

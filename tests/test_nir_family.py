@@ -520,7 +520,7 @@ def test_family_refusals_are_named():
     ("which", "node", "field", "value", "message"),
     [
         ("CubaLIF", "1", "tau_syn", 0.0, "tau_syn must be > 0"),
-        ("CubaLIF", "1", "tau_mem", np.nan, "tau_mem is empty or not finite"),
+        ("CubaLIF", "1", "tau_mem", np.nan, "tau_mem holds NaN or Inf"),
         ("LIF(per-neuron β)", "1", "tau", -1.0, "tau must be > 0"),
         ("RLIF", "1", "recurrent weight", np.inf, "recurrent weight holds NaN or Inf"),
         ("RLIF", "1", "recurrent bias", None, r"bias has shape \(1,\), expected \(20,\)"),
@@ -734,16 +734,199 @@ def test_norse_lif_cell_exports_as_cubalif_with_identical_spikes():
     assert torch.equal(back(x), want)
 
 
-def test_norse_current_based_cells_are_refused_with_the_reason():
+# --------------------------------------------------------------------------------------------------
+# current-based integrators (CubaLI) and norse's cells that hold their weights
+# --------------------------------------------------------------------------------------------------
+def test_cubali_node_is_the_euler_discretisation_of_nir_cubali(tmp_path):
+    """NIR CubaLI under forward Euler with step dt, restated in float64 here:
+    I ← I + dt/τ_syn·(−I + w_in·x),  v ← v + dt/τ_mem·(v_leak − v + r·I), output v."""
+    alpha, beta = torch.tensor([0.5, 0.25] * 4), torch.tensor([0.75, 0.5, 0.875, 0.5] * 2)
+    model = family_model(FAMILY["CubaLIF"], head=sl.CubaLI(alpha, beta))
+    x = _spikes_in(T, B, 30)
+    want = model(x)
+    dt = 1e-3
+    node = export.to_nir(model, dt=dt).nodes["3"]
+    assert isinstance(node, nir.CubaLI)
+    assert node.tau_syn.shape == node.tau_mem.shape == node.w_in.shape == node.r.shape == (8,)
+    current = model[2](model[1](model[0](x))).detach().double()
+    i = v = torch.zeros(B, 8, dtype=torch.float64)
+    tau_syn, tau_mem, w_in, r = (
+        torch.as_tensor(a, dtype=torch.float64) for a in (node.tau_syn, node.tau_mem, node.w_in, node.r)
+    )
+    outs = []
+    for t in range(T):
+        i = i + dt / tau_syn * (-i + w_in * current[t])
+        v = v + dt / tau_mem * (torch.as_tensor(node.v_leak) - v + r * i)
+        outs.append(v)
+    torch.testing.assert_close(want.double(), torch.stack(outs), rtol=1e-5, atol=1e-5)
+    assert want.abs().mean() > 0.1
+    # and back, through a file: the same module, the same decays, the same kernels
+    path = tmp_path / "cubali.nir"
+    export.to_nir(model, path)
+    back = export.from_nir(path)
+    assert type(back[3]) is sl.CubaLI
+    assert torch.equal(back[3].alpha, alpha) and torch.equal(back[3].beta, beta)
+    assert torch.equal(back(x), want)
+    scalar = family_model(FAMILY["CubaLIF"], head=sl.CubaLI(0.5, 0.75))
+    again = export.from_nir(export.to_nir(scalar))
+    assert (again[3].alpha, again[3].beta) == (0.5, 0.75)
+    assert torch.equal(again(x), scalar(x))
+    with pytest.raises(export.ExportError, match=r"layer '3' \(CubaLI\): α = 1 or β = 1 has no NIR CubaLI"):
+        export.to_nir(family_model(FAMILY["CubaLIF"], head=sl.CubaLI(1.0, 0.5)))
+    pytest.importorskip("snntorch", reason="snntorch is not installed")
+    from snntorch.import_nir import import_from_nir
+
+    with pytest.warns(UserWarning, match=r"NIR CubaLI\); snnTorch's import_from_nir raises on NIR CubaLI nodes"):
+        snntorch_graph = export.to_nir(scalar, convention="snntorch")
+    with pytest.raises(ValueError, match="CubaLI"):  # snnTorch's importer has no CubaLI
+        import_from_nir(snntorch_graph)
+
+
+def _li_params(norse, alpha, beta):
+    return norse.LIParameters(
+        tau_syn_inv=torch.tensor((1 - alpha) / DYADIC_DT), tau_mem_inv=torch.tensor((1 - beta) / DYADIC_DT)
+    )
+
+
+def _lif_cell(norse, alpha, beta, v_th):
+    p = norse.LIFParameters(
+        tau_syn_inv=torch.tensor((1 - alpha) / DYADIC_DT),
+        tau_mem_inv=torch.tensor((1 - beta) / DYADIC_DT),
+        v_th=torch.tensor(v_th),
+    )
+    return norse.LIFCell(p, dt=DYADIC_DT)
+
+
+def _dyadic_cells(model: nn.Module, scale: float = 3.0) -> nn.Module:
+    """:func:`_dyadic`, and the weights norse's cells hold (input and recurrent weights) too."""
+    _dyadic(model, scale)
+    with torch.no_grad():
+        for m in model.modules():
+            for name in ("input_weights", "recurrent_weights"):
+                if isinstance(getattr(m, name, None), torch.Tensor):
+                    getattr(m, name).copy_(torch.round(getattr(m, name) * 16 * scale) / 16)
+    return model
+
+
+def _run_norse_model(model, x: torch.Tensor, time_first: bool) -> torch.Tensor:
+    if time_first:
+        with torch.no_grad():
+            return model(x)[0]
+    return _run_norse_import(model, x)
+
+
+@pytest.mark.parametrize("kind", ["LICell", "LI", "LILinearCell"])
+def test_norse_current_based_integrators_export_as_cubali(tmp_path, kind):
+    """norse's LICell (i ← i_d + x, v ← v + g·(i − v), i_d ← (1 − h)·i) is CubaLI(1 − h, 1 − g) on g·x: written as
+    NIR CubaLI with g folded into the Linear before it (LILinearCell: its input weights become that bias-free Linear
+    node), it comes back as sl.CubaLI with norse's own outputs. norse's importer has no CubaLI and leaves it out."""
     norse = pytest.importorskip("norse.torch", reason="norse is not installed")
-    with pytest.raises(export.ExportError, match=r"\(norse LIFRecurrentCell\) does not export"):
-        export.to_nir(norse.SequentialState(norse.LIFRecurrentCell(3, 2)), input_shape=(3,))
-    with pytest.raises(export.ExportError, match=r"\(norse LICell\) does not export"):
-        export.to_nir(norse.SequentialState(nn.Linear(3, 2), norse.LICell()))
-    for module in (norse.LIF(), norse.LIFRecurrent(3, 2), norse.LI(), norse.LILinearCell(3, 2)):
-        name = type(module).__name__
-        with pytest.raises(export.ExportError, match=rf"\(norse {name}\) does not export to NIR: it "):
-            export.to_nir(nn.Sequential(module), input_shape=(3,))
+    torch.manual_seed(3)
+    head = [nn.Linear(20, 8)] if kind != "LILinearCell" else []
+    if kind == "LILinearCell":
+        readout = norse.LILinearCell(20, 8, _li_params(norse, 0.5, 0.75), dt=DYADIC_DT)
+    else:
+        readout = (norse.LI if kind == "LI" else norse.LICell)(_li_params(norse, 0.5, 0.75), dt=DYADIC_DT)
+    first = (
+        norse.LIF(_lif_cell(norse, 0.5, 0.5, 0.25).p, dt=DYADIC_DT)
+        if kind == "LI"
+        else _lif_cell(norse, 0.5, 0.5, 0.25)
+    )
+    model = _dyadic_cells(norse.SequentialState(nn.Linear(30, 20), first, *head, readout))
+    x = _spikes_in(T, B, 30)
+    want = _run_norse_model(model, x, time_first=kind == "LI")  # norse's own membranes
+    assert want.abs().mean() > 0.1
+    path = tmp_path / "li.nir"
+    graph = export.to_nir(model, path)
+    node = graph.nodes["2" if kind == "LILinearCell" else "3"]
+    assert isinstance(node, nir.CubaLI) and node.metadata["node"] == f"norse.{kind}"
+    g = 1 - 0.75  # dt·τ_mem⁻¹ of the readout, multiplied into the weights before it
+    if kind == "LILinearCell":
+        np.testing.assert_array_equal(graph.nodes["2_input_weights"].weight, g * readout.input_weights.detach().numpy())
+        assert graph.edges[-3:] == [("1", "2_input_weights"), ("2_input_weights", "2"), ("2", "output")]
+    else:
+        np.testing.assert_array_equal(graph.nodes["2"].weight, g * model[2].weight.detach().numpy())
+    back = export.from_nir(path)
+    assert isinstance(back[-1], sl.CubaLI) and (back[-1].alpha, back[-1].beta) == (0.5, 0.75)
+    if kind == "LILinearCell":
+        assert isinstance(back[-2], nn.Linear) and back[-2].bias is None
+    torch.testing.assert_close(back(x), want, rtol=1e-6, atol=1e-6)
+    # norse's own importer: no CubaLI, so its output is the layer before (a warning says so on export)
+    from norse.torch.utils.import_nir import from_nir
+
+    with pytest.warns(UserWarning, match=r"NIR CubaLI\); norse's from_nir silently skips NIR CubaLI nodes"):
+        norse_graph = export.to_nir(model, convention="norse")
+    imported = from_nir(norse_graph, dt=DYADIC_DT)
+    assert (readout_key := "2" if kind == "LILinearCell" else "3") in graph.nodes
+    assert readout_key not in dict(imported.named_children())
+    before = nn.Sequential(*list(back)[:-1])(x)  # spikelfp's run up to the readout's input, gain included
+    assert torch.equal(_run_graph_executor(imported, x), before)
+
+
+@pytest.mark.parametrize("kind", ["LIFRecurrentCell", "LIFRecurrent"])
+def test_norse_lif_recurrent_cells_export_as_linear_then_recurrent_cubalif(tmp_path, kind):
+    """norse's LIFRecurrentCell integrates g·(W_in·x + W_rec·z[t−1]) into a CubaLIF current: a bias-free Linear node
+    (g·W_in), then the recurrent CubaLIF subgraph with w_rec = g·W_rec, as spikelfp's RCubaLIF is written. from_nir
+    gives Linear + RCubaLIF with norse's own spikes, and so does norse's importer (the graph is unit-gain NIR)."""
+    norse = pytest.importorskip("norse.torch", reason="norse is not installed")
+    torch.manual_seed(3)
+    p = norse.LIFParameters(
+        tau_syn_inv=torch.tensor(0.5 / DYADIC_DT), tau_mem_inv=torch.tensor(0.5 / DYADIC_DT), v_th=torch.tensor(0.25)
+    )
+    time_first = kind == "LIFRecurrent"
+    cell = getattr(norse, kind)(30, 20, p, dt=DYADIC_DT)
+    tail = (
+        norse.LIF(_lif_cell(norse, 0.75, 0.75, 0.125).p, dt=DYADIC_DT)
+        if time_first
+        else _lif_cell(norse, 0.75, 0.75, 0.125)
+    )
+    model = _dyadic_cells(norse.SequentialState(cell, nn.Linear(20, 8), tail))
+    x = _spikes_in(T, B, 30)
+    want = _run_norse_model(model, x, time_first)
+    _active(want)
+    path = tmp_path / "rec.nir"
+    graph = export.to_nir(model, path)
+    assert graph.metadata["dt"] == DYADIC_DT  # norse's cells: their own dt by default
+    assert graph.edges[:2] == [("input", "0_input_weights"), ("0_input_weights", "0")]
+    np.testing.assert_array_equal(graph.nodes["0_input_weights"].weight, 0.5 * cell.input_weights.detach().numpy())
+    sub = graph.nodes["0"]
+    assert isinstance(sub, nir.NIRGraph) and isinstance(sub.nodes["lif"], nir.CubaLIF)
+    np.testing.assert_array_equal(sub.nodes["w_rec"].weight, 0.5 * cell.recurrent_weights.detach().numpy())
+    back = export.from_nir(path)
+    assert isinstance(back[0], nn.Linear) and back[0].bias is None
+    assert isinstance(back[1], sl.RCubaLIF) and back[1].recurrent.bias is None
+    assert (back[1].alpha, back[1].beta, back[1].reset) == (0.5, 0.5, "zero")
+    assert torch.equal(back(x), want)
+    from norse.torch.utils.import_nir import from_nir
+
+    imported = from_nir(export.to_nir(model, convention="norse"), dt=DYADIC_DT)
+    assert torch.equal(_run_graph_executor(imported, x), want)
+
+
+def test_norse_time_first_modules_export_as_their_cells():
+    """norse's time-first LIF and IAF run their cells over (T, B, …): exported as the cells' nodes, they come back as
+    spikelfp's time-first modules with norse's own spikes."""
+    norse = pytest.importorskip("norse.torch", reason="norse is not installed")
+    torch.manual_seed(3)
+    model = _dyadic(
+        norse.SequentialState(
+            nn.Linear(30, 20),
+            norse.LIF(_lif_cell(norse, 0.5, 0.5, 0.25).p, dt=DYADIC_DT),
+            nn.Linear(20, 8),
+            norse.IAF(norse.IAFParameters(v_th=torch.tensor(2.0))),
+        ),
+        scale=3.0,
+    )
+    x = _spikes_in(T, B, 30)
+    with torch.no_grad():
+        want = model(x)[0]
+    _active(want)
+    graph = export.to_nir(model)
+    assert isinstance(graph.nodes["1"], nir.CubaLIF) and isinstance(graph.nodes["3"], nir.IF)
+    assert graph.nodes["1"].metadata["node"] == "norse.LIF" and graph.nodes["3"].metadata["node"] == "norse.IAF"
+    back = export.from_nir(graph)
+    assert isinstance(back[1], sl.CubaLIF) and isinstance(back[3], sl.LIF) and back[3].beta == 1.0
+    assert torch.equal(back(x), want)
 
 
 def test_snntorch_neurons_without_a_nir_node_are_refused_by_name():

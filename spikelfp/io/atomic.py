@@ -54,7 +54,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     AtomicWriteError
         If ``write``, the sync or the rename fails (an ``OSError``, or a ``RuntimeError`` as ``torch.save``
         raises for a failed write): ``"could not save <path> (the previous one is kept): <reason>"``, the
-        parenthesis only where a previous file exists. The temporary file is removed.
+        parenthesis only where a previous file exists. The temporary file is removed, also when ``write``
+        raises anything else (which then propagates as it is).
     """
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -69,15 +70,45 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
         kept = " (the previous one is kept)" if path.exists() else ""
         raise AtomicWriteError(f"could not save {path}{kept}: {reason}") from exc
+    except BaseException:  # any other failure of write (a bug, KeyboardInterrupt) leaves no temporary file either
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     _sync_folder(path.parent)
     return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """:func:`atomic_write` of ``text``, written as ``Path.write_text`` writes it."""
+    """:func:`atomic_write` of ``text``, written as ``Path.write_text`` writes it.
+
+    Parameters
+    ----------
+    path
+        The file to (over)write.
+    text
+        Its new content.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def atomic_save(path: str | os.PathLike, obj: Any) -> Path:
-    """:func:`atomic_write` of ``torch.save(obj)``."""
+    """:func:`atomic_write` of ``torch.save(obj)``.
+
+    Parameters
+    ----------
+    path
+        The file to (over)write.
+    obj
+        What ``torch.save`` writes.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
