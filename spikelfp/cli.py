@@ -330,8 +330,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
     kind = next((m.mode for m in model.modules() if is_binary(m)), "float")
     out = Path(args.out) if args.out else run
-    out.mkdir(parents=True, exist_ok=True)
-    path = export.save_binary(model, out / "model-binary.h5")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path = export.save_binary(model, out / "model-binary.h5")
+    except (export.ExportError, OSError) as exc:
+        print(f"error: binary weights not written to {out}: {exc}", file=sys.stderr)
+        return 1
     dense = sum(p.numel() * 4 for p in model.parameters())
     how = "exactly the trained weights" if kind != "float" else "binarised post hoc (sign · mean |w| per row)"
     print(f"binary weights ({how}): {path} ({path.stat().st_size} bytes; float32: {dense} bytes)")

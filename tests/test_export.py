@@ -307,7 +307,7 @@ def test_binary_version_2_lif_files_still_load(tmp_path):
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"type": "LIF", "spec": {"kind": "LIF", "beta": 0.5, "gain": 2.0}}, "input gain 2 has no spikelfp module"),
+        ({"type": "LIF", "spec": {"kind": "LIF", "beta": 0.5, "gain": -2.0}}, "gain must be a finite number > 0"),
         ({"type": "LIF", "spec": {"kind": "LIF", "beta": 0.5, "rm -rf": 1}}, "unknown neuron setting"),
         ({"type": "LIF", "spec": {"kind": "LI", "beta": 0.5, "reset": "none"}}, "its spec describes a LI"),
         ({"type": "LIF", "spec": {"kind": "LIF", "beta": 1.5}}, "beta must lie in"),

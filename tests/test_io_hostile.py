@@ -381,13 +381,17 @@ def test_version_3_files_hold_no_variable_length_data(tmp_path):
     assert b"GCOL" not in path.read_bytes()
 
 
-def test_a_learnable_decay_trained_past_one_is_refused_by_name(tmp_path):
-    """The forward clamps a learnable β to [0, 1]; the spec refuses the raw value, and both writers say which
-    layer (rather than a bare ValueError)."""
-    model = nn.Sequential(nn.Linear(3, 2), sl.LIF(0.9, learn_beta=True))
+def test_a_learnable_decay_trained_past_one_exports_as_the_forward_uses_it(tmp_path):
+    """The forward clamps a learnable β to [0, 1]; the spec (and so both writers) describe that clamped value,
+    so the file computes what the trained model computes."""
+    model = sl.nn.SpikingSequential(nn.Linear(3, 2), sl.LIF(0.9, learn_beta=True), input_shape=(3,))
     with torch.no_grad():
         model[1].beta.fill_(1.05)
-    with pytest.raises(export.ExportError, match=r"layer '1' \(LIF\) cannot be described: beta must lie in"):
-        export.to_nir(model)
-    with pytest.raises(export.ExportError, match=r"layer LIF: its neuron cannot be described \(beta must lie in"):
-        export.save_binary(model, tmp_path / "m.h5")
+        model[0].weight.mul_(4.0)
+    assert model[1].spec.beta.item() == 1.0
+    x = (torch.rand(12, 4, 3, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    with torch.no_grad():
+        want = model(x)
+    assert want.sum() > 0
+    assert torch.equal(export.from_nir(export.to_nir(model))(x), want)
+    assert torch.equal(export.load_binary(export.save_binary(model, tmp_path / "m.h5"))(x), export.binarize(model)(x))

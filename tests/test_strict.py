@@ -883,7 +883,6 @@ class PlusOneLinear(nn.Linear):
         return super().forward(x) + 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="export adopts lfp.ops.computes_as after the io split")
 @pytest.mark.parametrize("writer", ["to_nir", "save_binary"])
 def test_export_refuses_a_subclass_it_cannot_represent(tmp_path, writer):
     pytest.importorskip("nir", reason="nir (extra 'export') is not installed")

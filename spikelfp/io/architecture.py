@@ -24,6 +24,7 @@ from ..binary import is_binary
 from ..neurons import LI, LIF, RLIF, CubaLI, CubaLIF, FamilyNeuron, NeuronSpec, RCubaLIF
 from ..nn import Heaviside, SpikingSequential, TimeDistributed
 from .errors import ExportError
+from .nir_write import refuse_own_computation
 from .rebuild import module_from_spec
 
 __all__ = ["NEURONS", "declared_layers", "describe", "from_description"]
@@ -49,6 +50,7 @@ def describe(model: nn.Module) -> dict:
         if isinstance(model, SpikingSequential):
             desc["input_shape"] = list(model.input_shape)
         return desc
+    refuse_own_computation(type(model).__name__, model)
     if isinstance(model, nn.Linear):
         return {"type": "Linear", "in": model.in_features, "out": model.out_features, "bias": model.bias is not None}
     if type(model) in (nn.Conv1d, nn.Conv2d) or (isinstance(model, nn.Conv2d) and is_binary(model)):

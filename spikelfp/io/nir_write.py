@@ -33,6 +33,7 @@ from torch import nn
 
 from ..binary import is_binary
 from ..interop import Neuron
+from ..lfp.ops import computes_as
 from ..neurons import NeuronSpec
 from . import chain as chains
 from .atomic import atomic_write
@@ -413,7 +414,20 @@ def _weight_of(layer: nn.Module) -> tuple[np.ndarray, dict[str, Any]]:
     return _numpy(layer.weight), {}
 
 
+_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def refuse_own_computation(name: str, layer: nn.Module) -> None:
+    """A subclass of Linear/Conv that computes something else in its own ``forward`` is not that layer."""
+    if isinstance(layer, _WEIGHTED) and not (is_binary(layer) or computes_as(layer, _WEIGHTED)):
+        raise ExportError(
+            f"layer '{name}' ({type(layer).__name__}) subclasses {type(layer).__mro__[1].__name__} but computes in its "
+            "own forward(), which no exported node describes; build the model from the layers it computes"
+        )
+
+
 def _layer_node(nir, name: str, layer: nn.Module, in_shape, lead: int = 2):
+    refuse_own_computation(name, layer)
     if isinstance(layer, nn.Linear):
         weight, meta = _weight_of(layer)
         if layer.bias is None:

@@ -127,8 +127,8 @@ class FamilyNeuron(nn.Module):
         changes = {}
         for name in ("alpha", "beta"):
             value = self._parameters.get(name, self._buffers.get(name))
-            if value is not None:
-                changes[name] = value.detach().clone()
+            if value is not None:  # as the forward uses it: a learnable decay clamped to [0, 1]
+                changes[name] = value.detach().clamp(0.0, 1.0)
         return self._spec.replace(**changes) if changes else self._spec
 
     @property
